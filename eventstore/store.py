@@ -1,0 +1,185 @@
+"""EventStore: append to streams, read streams and the whole log, follow it as it grows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from .batching import AppendRequest, EncodedEvent, GroupCommitter
+from .driver_errors import translate_driver_errors
+from .errors import DuplicateEventIdError, InvalidEventDataError
+from .records import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
+from .subscription import Subscription
+
+_COLUMNS = "position, stream_id, version, event_id, event_type, data, metadata, recorded_at"
+
+_READ_STREAM = f"""
+SELECT {_COLUMNS} FROM events
+ WHERE stream_id = $1 AND version > $2 AND version <= $3
+ ORDER BY version LIMIT $4
+"""
+_READ_STREAMS = f"""
+SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY position
+"""
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+_FIND_EVENTS = f"""
+SELECT {_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[]) ORDER BY position
+"""
+_HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
+
+_MAX_VERSION = 2**31 - 1
+
+# orjson writes a NUL character as the escape \u0000, which jsonb refuses. A backslash before
+# the escape that is itself escaped (\\u0000 is the six visible characters) is allowed.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def encode_json(value: Any, *, what: str) -> bytes:
+    """JSON bytes for jsonb, or InvalidEventDataError for what JSON or jsonb cannot hold."""
+    try:
+        payload = orjson.dumps(value)
+    except TypeError as err:  # orjson.JSONEncodeError is a TypeError
+        raise InvalidEventDataError(f"{what} is not JSON-serialisable: {err}") from None
+    if b"\\u0000" in payload and _NUL_ESCAPE.search(payload):
+        raise InvalidEventDataError(f"{what} contains a NUL character, which jsonb cannot store")
+    return payload
+
+
+def _encode(event: NewEvent) -> EncodedEvent:
+    return EncodedEvent(
+        event_id=event.event_id,
+        type=event.type,
+        data=encode_json(event.data, what=f"data of event {event.event_id}"),
+        metadata=encode_json(event.metadata, what=f"metadata of event {event.event_id}"),
+    )
+
+
+def _record(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        stream_id=row[1],
+        version=row[2],
+        event_id=row[3],
+        type=row[4],
+        data=row[5],
+        metadata=row[6],
+        recorded_at=row[7],
+    )
+
+
+class EventStore:
+    """A generic append-only log on PostgreSQL. Streams are opaque strings to it.
+
+    Use as `async with EventStore(pool) as store:` (or call `aclose()`), so that the group
+    commit writer finishes what is queued before the pool goes away.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, max_batch_events: int = 1000) -> None:
+        self._pool = pool
+        self._committer = GroupCommitter(pool, max_batch_events=max_batch_events)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._committer.close()
+
+    @property
+    def batches_written(self) -> int:
+        """How many group-commit transactions this store has committed."""
+        return self._committer.batches_written
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], *, expected_version: ExpectedVersion
+    ) -> AppendResult:
+        """Append `events` to `stream_id` atomically, if the stream is at `expected_version`.
+
+        Appending event ids that were already stored by the same append returns the original
+        positions and versions (`was_duplicate=True`) and writes nothing.
+        Raises WrongExpectedVersion (retry after reloading), DuplicateEventIdError,
+        InvalidEventDataError, StoreUnavailableError.
+        """
+        if not events:
+            raise ValueError("append needs at least one event")
+        ids = [e.event_id for e in events]
+        if len(set(ids)) != len(ids):
+            raise DuplicateEventIdError(f"the same event id twice in one append to {stream_id}")
+        request = AppendRequest(
+            stream_id=stream_id,
+            events=tuple(_encode(e) for e in events),
+            expected_version=expected_version,
+        )
+        return await self._committer.submit(request)
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        up_to_version: int | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of one stream with after_version < version <= up_to_version, in order."""
+        upper = _MAX_VERSION if up_to_version is None else up_to_version
+        async with translate_driver_errors():
+            rows = await self._pool.fetch(_READ_STREAM, stream_id, after_version, upper, limit)
+        return [_record(r) for r in rows]
+
+    async def read_streams(self, stream_ids: Iterable[str]) -> list[RecordedEvent]:
+        """Every event of the given streams, interleaved in log order."""
+        async with translate_driver_errors():
+            rows = await self._pool.fetch(_READ_STREAMS, list(stream_ids))
+        return [_record(r) for r in rows]
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """One page of the whole log: up to `limit` events with position > after_position."""
+        async with translate_driver_errors():
+            rows = await self._pool.fetch(_READ_ALL, after_position, limit)
+        return [_record(r) for r in rows]
+
+    async def find_events(self, event_ids: Iterable[UUID]) -> list[RecordedEvent]:
+        """The stored events with these ids, in log order (absent ids are left out)."""
+        async with translate_driver_errors():
+            rows = await self._pool.fetch(_FIND_EVENTS, list(event_ids))
+        return [_record(r) for r in rows]
+
+    async def head_position(self) -> int:
+        """The position of the last committed event (0 for an empty log)."""
+        async with translate_driver_errors():
+            position = await self._pool.fetchval(_HEAD_POSITION)
+        return int(position)
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The version of a stream's last event (0 when the stream does not exist)."""
+        async with translate_driver_errors():
+            version = await self._pool.fetchval(_STREAM_VERSION, stream_id)
+        return int(version)
+
+    def subscribe(
+        self, *, after_position: int = 0, page_size: int = 1000, poll_interval: float = 1.0
+    ) -> Subscription:
+        """Catch up from `after_position`, then follow new events as they commit (in pages)."""
+        return Subscription(
+            self,
+            self._pool,
+            after_position=after_position,
+            page_size=page_size,
+            poll_interval=poll_interval,
+        )

@@ -1,0 +1,122 @@
+"""Catch up from a position, then follow the log as it grows.
+
+New commits are announced with NOTIFY by the writer (inside the writing transaction, so the
+notification arrives only after the events are visible). A notification only *wakes* the
+subscriber; what it reads is always "events after my position" from the table, so a lost or
+merged notification costs latency, never events. Polling every `poll_interval` is the fallback
+for when the listening connection is gone; it is re-established on the next wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from .batching import NOTIFY_CHANNEL
+from .records import RecordedEvent
+
+if TYPE_CHECKING:
+    from .store import EventStore
+
+_log = logging.getLogger(__name__)
+
+
+class Subscription:
+    """An async iterator of pages of events, in log order, each page non-empty.
+
+    `position` is the position of the last event handed out; iterating again after an error
+    (e.g. a database outage surfaced by the read) resumes from there.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        pool: asyncpg.Pool,
+        *,
+        after_position: int,
+        page_size: int,
+        poll_interval: float,
+    ) -> None:
+        self._store = store
+        self._pool = pool
+        self.position = after_position
+        self._page_size = page_size
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._listener: asyncpg.pool.PoolConnectionProxy | None = None
+
+    def __aiter__(self) -> AsyncIterator[list[RecordedEvent]]:
+        return self._pages()
+
+    async def _pages(self) -> AsyncIterator[list[RecordedEvent]]:
+        try:
+            while True:
+                await self._ensure_listening()
+                # Clear before reading: a notification that lands during the read wakes us
+                # again, so no commit can fall between the read and the wait.
+                self._wakeup.clear()
+                page = await self._store.read_all(
+                    after_position=self.position, limit=self._page_size
+                )
+                if page:
+                    self.position = page[-1].position
+                    yield page
+                    if len(page) == self._page_size:
+                        continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+        finally:
+            await self._stop_listening()
+
+    @property
+    def is_listening(self) -> bool:
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:  # the pool took the dead connection back already
+            return False
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process of the listening connection (for operators and tests)."""
+        return self._listener.get_server_pid() if self.is_listening else None  # type: ignore[union-attr]
+
+    async def _ensure_listening(self) -> None:
+        if self.is_listening:
+            return
+        await self._stop_listening()
+        try:
+            conn = await self._pool.acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            _log.warning("subscription cannot listen (%s); polling", type(err).__name__)
+            return
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            conn.add_termination_listener(self._on_terminated)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            _log.warning("subscription cannot listen (%s); polling", type(err).__name__)
+            await self._pool.release(conn)
+            return
+        self._listener = conn
+
+    async def _stop_listening(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None:
+            return
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await self._pool.release(conn)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()
+
+    def _on_terminated(self, *_: object) -> None:
+        # The listening connection died: wake up to read and to listen again.
+        self._wakeup.set()

@@ -1,0 +1,71 @@
+"""Reading one stream, several streams, the whole log in pages, and the head position."""
+
+from __future__ import annotations
+
+from eventstore import ANY, NO_STREAM, EventStore
+
+from .builders import new_event, new_events, stream_name
+
+
+async def test_read_stream_from_and_up_to_a_version(store: EventStore) -> None:
+    stream = stream_name()
+    await store.append(stream, new_events(6), expected_version=NO_STREAM)
+    window = await store.read_stream(stream, after_version=2, up_to_version=5)
+    assert [e.version for e in window] == [3, 4, 5]
+    assert [e.data["n"] for e in window] == [2, 3, 4]
+    assert [e.version for e in await store.read_stream(stream, limit=2)] == [1, 2]
+
+
+async def test_read_stream_of_unknown_stream_is_empty(store: EventStore) -> None:
+    assert await store.read_stream(stream_name()) == []
+    assert await store.stream_version(stream_name()) == 0
+
+
+async def test_recorded_event_keeps_everything_that_was_appended(store: EventStore) -> None:
+    stream = stream_name()
+    event = new_event("Thing", {"nested": {"list": [1, 2.5, None, "é"]}}, source="test")
+    result = await store.append(stream, [event], expected_version=NO_STREAM)
+    [recorded] = await store.read_stream(stream)
+    assert (
+        recorded.position,
+        recorded.stream_id,
+        recorded.version,
+        recorded.event_id,
+        recorded.type,
+        recorded.data,
+        recorded.metadata,
+    ) == (result.positions[0], stream, 1, event.event_id, "Thing", event.data, {"source": "test"})
+    assert recorded.recorded_at.tzinfo is not None
+
+
+async def test_read_all_in_pages_returns_the_whole_log_in_order(store: EventStore) -> None:
+    for _ in range(7):
+        await store.append(stream_name(), new_events(3), expected_version=ANY)
+    pages, position = [], 0
+    while page := await store.read_all(after_position=position, limit=4):
+        pages.append(page)
+        position = page[-1].position
+    positions = [e.position for page in pages for e in page]
+    assert len(positions) == 21
+    assert positions == sorted(positions)
+    assert max(len(p) for p in pages) == 4
+    assert await store.head_position() == positions[-1]
+
+
+async def test_head_position_of_empty_log_is_zero(store: EventStore) -> None:
+    assert await store.head_position() == 0
+
+
+async def test_read_streams_interleaves_in_log_order(store: EventStore) -> None:
+    first, second = stream_name(), stream_name()
+    for stream in (first, second, first, second):
+        await store.append(stream, [new_event()], expected_version=ANY)
+    events = await store.read_streams([first, second])
+    assert [e.stream_id for e in events] == [first, second, first, second]
+
+
+async def test_find_events_by_id(store: EventStore) -> None:
+    events = new_events(3)
+    await store.append(stream_name(), events, expected_version=ANY)
+    found = await store.find_events([events[2].event_id, new_event().event_id])
+    assert [e.event_id for e in found] == [events[2].event_id]
