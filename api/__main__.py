@@ -1,0 +1,114 @@
+"""The `runledger` command: serve, migrate (and the operator tools as they arrive)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from api.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Config
+from api.logs import configure_logging
+from api.startup import database_url, migrate, serve
+from api.tokens import load_or_generate
+
+_database_option = click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    default=None,
+    help="PostgreSQL to use; without it an embedded server is started in the data folder.",
+)
+_data_dir_option = click.option(
+    "--data-dir",
+    envvar="RUNLEDGER_DATA_DIR",
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the embedded PostgreSQL and the generated token file live.",
+)
+
+
+@click.group()
+def main() -> None:
+    """runledger: the record of every scraping run."""
+
+
+@main.command(name="serve")
+@_database_option
+@_data_dir_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True, envvar="RUNLEDGER_HOST")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, envvar="RUNLEDGER_PORT")
+@click.option(
+    "--api-token",
+    envvar="RUNLEDGER_API_TOKEN",
+    default=None,
+    help="Bearer token for commands and queries (generated when absent).",
+)
+@click.option(
+    "--webhook-token",
+    envvar="RUNLEDGER_WEBHOOK_TOKEN",
+    default=None,
+    help="Secret Apify deliveries must carry (generated when absent).",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="RUNLEDGER_MAX_BODY_BYTES",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+)
+def serve_command(
+    database_url: str | None,
+    data_dir: Path,
+    host: str,
+    port: int,
+    api_token: str | None,
+    webhook_token: str | None,
+    max_body_bytes: int,
+) -> None:
+    """Apply migrations, then serve the HTTP API until SIGTERM or Ctrl-C."""
+    configure_logging()
+    with _database(database_url, data_dir) as dsn:
+        asyncio.run(migrate(dsn))
+        tokens = load_or_generate(data_dir, api_token=api_token, webhook_token=webhook_token)
+        config = Config(
+            database_url=dsn,
+            api_token=tokens.api_token,
+            webhook_token=tokens.webhook_token,
+            max_body_bytes=max_body_bytes,
+            host=host,
+            port=port,
+        )
+
+        def announce(address: str) -> None:
+            click.echo(f"runledger is serving on {address}")
+            if tokens.generated:
+                click.echo(f"New tokens (shown once; kept in {tokens.path}):")
+                click.echo(f"  API token:     {tokens.api_token}")
+                click.echo(f"  webhook token: {tokens.webhook_token}")
+            else:
+                click.echo(f"Tokens: from the environment or {tokens.path}")
+            click.echo(f"Apify webhook URL: {address}/webhooks/apify?token=<webhook token>")
+
+        asyncio.run(serve(config, announce))
+
+
+@main.command(name="migrate")
+@_database_option
+@_data_dir_option
+def migrate_command(database_url: str | None, data_dir: Path) -> None:
+    """Apply pending migrations and exit."""
+    configure_logging()
+    with _database(database_url, data_dir) as dsn:
+        applied = asyncio.run(migrate(dsn))
+    click.echo(
+        f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+    )
+
+
+def _database(given: str | None, data_dir: Path):  # type: ignore[no-untyped-def]
+    return database_url(given, data_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The composition root: `create_app(config)` builds everything and passes it down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from aiohttp import web
+
+from api.clock import Clock, system_clock
+from api.config import Config, mask_url
+from api.keys import CONFIG, POOL, SERVICE, STORE
+from api.middleware import make_error_middleware
+from api.routes import add_routes
+from api.service import RunService
+from eventstore import EventStore, create_pool
+
+_log = logging.getLogger(__name__)
+
+
+def create_app(config: Config, *, clock: Clock = system_clock) -> web.Application:
+    """The aiohttp application; nothing connects until it starts (cleanup contexts)."""
+    app = web.Application(
+        middlewares=[make_error_middleware(config.retry_after_s)],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_database(config, clock))
+    add_routes(app)
+    return app
+
+
+def _database(
+    config: Config, clock: Clock
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        _log.info("connecting", extra={"database_url": mask_url(config.database_url)})
+        pool = await create_pool(
+            config.database_url, min_size=config.pool_min_size, max_size=config.pool_max_size
+        )
+        store = EventStore(pool)
+        app[POOL] = pool
+        app[STORE] = store
+        app[SERVICE] = RunService(store, clock)
+        try:
+            yield
+        finally:
+            await store.aclose()  # writes what is queued before the pool goes
+            await pool.close()
+
+    return database

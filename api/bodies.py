@@ -1,0 +1,53 @@
+"""Reading request bodies: JSON only, limited in size before being read whole, and in time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from api.errors import BodyTooLarge, NotJson, RequestTimeout, UnreadableJson
+
+BODY_READ_TIMEOUT_S = 10.0
+"""A body that trickles in slower than this (slow-loris style) is refused."""
+
+
+def require_json_content_type(request: web.Request) -> None:
+    ctype = request.content_type
+    if ctype != "application/json" and not (
+        ctype.startswith("application/") and ctype.endswith("+json")
+    ):
+        raise NotJson(
+            f"the body must be JSON (Content-Type: application/json), not {ctype or 'missing'}"
+        )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            async for chunk in request.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout("the body was not received in time") from None
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise UnreadableJson(f"the body is not valid JSON: {err}") from None
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    require_json_content_type(request)
+    return parse_json(await read_body(request, limit))

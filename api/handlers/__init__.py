@@ -1,0 +1,1 @@
+"""HTTP handlers: parse → call a use case → map the outcome to an answer. No logic here."""

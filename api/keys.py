@@ -1,0 +1,18 @@
+"""Every typed application key in one place (aiohttp warns about string keys)."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from aiohttp import web
+
+from api.config import Config
+from api.service import RunService
+from eventstore import EventStore
+
+CONFIG = web.AppKey("config", Config)
+POOL = web.AppKey("pool", asyncpg.Pool)
+STORE = web.AppKey("store", EventStore)
+SERVICE = web.AppKey("service", RunService)
+LOGGER = web.AppKey("logger", logging.Logger)

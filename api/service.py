@@ -1,0 +1,279 @@
+"""Use cases: load a run's stream, let the state machine decide, append with the expected version.
+
+No aiohttp here: the HTTP handlers translate requests into commands and outcomes into answers,
+so these functions are tested against a real database without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from api.clock import Clock
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    WrongExpectedVersion,
+)
+from statemachine import (
+    ApplyApifyWebhook,
+    Command,
+    Event,
+    KickoffRun,
+    RejectionReason,
+    RunState,
+    UpdateRejected,
+    decide,
+    decode,
+    delivery_event_id,
+    encode,
+    kickoff_event_id,
+    replay,
+    results_event_id,
+    run_stream,
+    stream_for,
+)
+
+_log = logging.getLogger(__name__)
+
+DEAD_LETTER_STREAM = "dead-letters"
+DEAD_LETTER_TYPE = "DeliveryDeadLettered"
+_DEAD_LETTER_NAMESPACE = uuid.UUID("0b7f4f0e-2d55-5d7e-9a61-3c1c8c0b9d42")
+
+# Commands on one run are serialised inside the process (see RunLocks), so conflicts come only
+# from other processes; a few retries absorb them.
+MAX_ATTEMPTS = 8
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """What a command did to its run: the outcome, the event and where it is in the log."""
+
+    outcome: Outcome
+    run_id: str
+    position: int
+    event_type: str
+    reason: RejectionReason | None
+    state: RunState | None
+    """The run after the command (None when the run does not exist)."""
+    version: int
+    """The run stream's version after the command (0 when the run does not exist)."""
+
+    def record(self) -> dict[str, Any] | None:
+        if self.state is None:
+            return None
+        return {**self.state.to_record(), "version": self.version}
+
+
+class RunLocks:
+    """One asyncio lock per run id, held while a command is decided and appended.
+
+    Without it, 50 concurrent deliveries for one run would all read the same version and all
+    but one would conflict, retry, conflict again. An entry lives only while someone uses it.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _LockEntry] = {}
+
+    @asynccontextmanager
+    async def hold(self, run_id: str) -> AsyncIterator[None]:
+        entry = self._entries.setdefault(run_id, _LockEntry())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._entries[run_id]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(slots=True)
+class _LockEntry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def fingerprint(value: Any) -> str:
+    """A stable digest of a JSON value (keys sorted), naming a request that has no key."""
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def command_event_id(command: Command) -> uuid.UUID:
+    """The id the command's outcome gets on the run stream: how a repeat is recognised."""
+    if isinstance(command, KickoffRun):
+        return kickoff_event_id(command.run_id, command.request_key)
+    if isinstance(command, ApplyApifyWebhook):
+        return delivery_event_id(command.delivery.delivery_key)
+    return results_event_id(command.run_id, command.request_key)
+
+
+class RunService:
+    """The three commands and the dead-letter record, on top of the event store."""
+
+    def __init__(self, store: EventStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._locks = RunLocks()
+
+    async def execute(self, command: Command) -> Decision:
+        """Decide and record `command`; retry when another process wrote the run meanwhile."""
+        async with self._locks.hold(command.run_id):
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    return await self._execute_once(command)
+                except WrongExpectedVersion:
+                    if attempt == MAX_ATTEMPTS:
+                        raise
+                    _log.info(
+                        "run changed while deciding; retrying",
+                        extra={"run_id": command.run_id, "attempt": attempt},
+                    )
+        raise AssertionError("unreachable")
+
+    async def _execute_once(self, command: Command) -> Decision:
+        stream = run_stream(command.run_id)
+        recorded = await self._store.read_stream(stream)
+        history = [decode(r.event_id, r.type, r.data) for r in recorded]
+        events = decide(history, command, now=self._clock())
+        if not events:
+            return await self._repeat(command, history, len(recorded))
+        [event] = events  # every command yields exactly one event, or none for a repeat
+        target = stream_for(event)
+        expected: ExpectedVersion = ANY
+        if target == stream:
+            expected = len(recorded) if recorded else NO_STREAM
+        event_type, data = encode(event)
+        result = await self._store.append(
+            target,
+            [NewEvent(event_id=event.event_id, type=event_type, data=data)],
+            expected_version=expected,
+        )
+        on_run = target == stream
+        state = replay([*history, event]) if on_run else replay(history)
+        version = len(recorded) + (1 if on_run and not result.was_duplicate else 0)
+        if result.was_duplicate and on_run:
+            # An identical command raced us into the same batch: answer as its repeat.
+            return await self._repeat(command, await self._history(stream), version)
+        return _decision(event, result.last_position, state, version)
+
+    async def _history(self, stream: str) -> list[Event]:
+        return [decode(r.event_id, r.type, r.data) for r in await self._store.read_stream(stream)]
+
+    async def _repeat(self, command: Command, history: list[Event], version: int) -> Decision:
+        """The answer to a command seen before: its original event, found by its id."""
+        event_id = command_event_id(command)
+        [original] = await self._store.find_events([event_id])
+        event = decode(original.event_id, original.type, original.data)
+        state = replay(history)
+        return _as_repeat(_decision(event, original.position, state, version))
+
+    async def dead_letter(
+        self,
+        *,
+        reason: str,
+        message: str,
+        body: bytes,
+        parsed: Any,
+        headers: Mapping[str, str],
+        details: Any = None,
+    ) -> int:
+        """Keep an authenticated delivery that could not be understood; return its position.
+
+        The same bytes with the same dispatch id are kept once (Apify retries a 422 too).
+        """
+        dispatch = headers.get("X-Apify-Webhook-Dispatch-Id", "")
+        event_id = uuid.uuid5(
+            _DEAD_LETTER_NAMESPACE, f"{dispatch}|{hashlib.sha256(body).hexdigest()}"
+        )
+        data = {
+            "reason": reason,
+            "message": message,
+            "details": details,
+            "headers": dict(headers),
+            "received_at": self._clock().isoformat(),
+            **_body_fields(body, parsed),
+        }
+        result = await self._store.append(
+            DEAD_LETTER_STREAM,
+            [NewEvent(event_id=event_id, type=DEAD_LETTER_TYPE, data=data)],
+            expected_version=ANY,
+        )
+        return result.last_position
+
+
+def _body_fields(body: bytes, parsed: Any) -> dict[str, Any]:
+    """The body as JSON when jsonb can hold it, else its exact bytes in base64."""
+    if parsed is not None and b"\\u0000" not in body:
+        return {"body": parsed}
+    return {
+        "body": None,
+        "body_base64": base64.b64encode(body).decode(),
+        "body_preview": body[:512].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+    }
+
+
+def _decision(event: Event, position: int, state: RunState | None, version: int) -> Decision:
+    if isinstance(event, UpdateRejected):
+        outcome, reason = Outcome.REJECTED, event.reason
+    else:
+        outcome, reason = Outcome.APPLIED, None
+    return Decision(
+        outcome=outcome,
+        run_id=event.run_id,
+        position=position,
+        event_type=type(event).__name__,
+        reason=reason,
+        state=state,
+        version=version if state is not None else 0,
+    )
+
+
+def _as_repeat(decision: Decision) -> Decision:
+    """The same decision, as the answer to a repeat (the reason, if any, is kept)."""
+    return Decision(
+        outcome=Outcome.DUPLICATE,
+        run_id=decision.run_id,
+        position=decision.position,
+        event_type=decision.event_type,
+        reason=decision.reason,
+        state=decision.state,
+        version=decision.version,
+    )
+
+
+def recorded_to_json(event: RecordedEvent) -> dict[str, Any]:
+    """An event as the API shows it (`GET /runs/{id}/events`)."""
+    return {
+        "position": event.position,
+        "stream": event.stream_id,
+        "version": event.version,
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata,
+        "recorded_at": event.recorded_at.isoformat(),
+    }

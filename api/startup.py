@@ -1,0 +1,82 @@
+"""Process start-up: which PostgreSQL (given, or embedded), migrations, tokens, the server loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from api.app import create_app
+from api.config import Config, mask_url
+from api.embedded_db import EmbeddedPostgres
+from eventstore import apply_migrations
+
+_log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+EMBEDDED_DATABASE = "runledger"
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+@contextmanager
+def database_url(given: str | None, data_dir: Path) -> Iterator[str]:
+    """The DSN to use: `given`, or an embedded server in `data_dir` kept running meanwhile."""
+    if given:
+        yield given
+        return
+    embedded = EmbeddedPostgres(data_dir.resolve())
+    admin_dsn = embedded.start()
+    try:
+        asyncio.run(_ensure_database(admin_dsn, EMBEDDED_DATABASE))
+        yield embedded.dsn(EMBEDDED_DATABASE)
+    finally:
+        embedded.stop()
+
+
+async def _ensure_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def migrate(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied = await apply_migrations(conn, SQL_DIR)
+    finally:
+        await conn.close()
+    _log.info("migrations applied", extra={"applied": applied, "database_url": mask_url(dsn)})
+    return applied
+
+
+async def serve(config: Config, announce: Callable[[str], None]) -> None:
+    """Serve until SIGTERM or Ctrl-C, then finish in-flight requests and close cleanly."""
+    runner = web.AppRunner(
+        create_app(config),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before announcing: a signal may follow at once
+        loop.add_signal_handler(sig, stop.set)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        announce(f"http://{host}:{port}")
+        await stop.wait()
+        _log.info("shutting down: finishing in-flight requests")
+    finally:
+        await runner.cleanup()
