@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
+
+_log = logging.getLogger(__name__)
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 """A connection of our own or one borrowed from a pool: both run the same statements."""
@@ -57,3 +61,13 @@ async def connect(dsn: str, *, connect_timeout: float = 10.0) -> asyncpg.Connect
     conn = await asyncpg.connect(dsn, timeout=connect_timeout)
     await init_connection(conn)
     return conn
+
+
+async def close_pool(pool: asyncpg.Pool, *, grace_s: float = 10.0) -> None:
+    """Close gracefully, but never hang a shutdown on a connection someone failed to release."""
+    try:
+        async with asyncio.timeout(grace_s):
+            await pool.close()
+    except TimeoutError:
+        _log.warning("pool did not close within %.0fs; terminating its connections", grace_s)
+        pool.terminate()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from .store import EventStore
 
 _log = logging.getLogger(__name__)
+
+# What a dead or half-used listening connection can raise. InternalClientError ("another
+# operation is in progress") comes from a connection whose statement was interrupted by a
+# cancellation or an outage; such a connection is closed, never given back to the pool as is.
+_DRIVER_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 class Subscription:
@@ -50,10 +60,10 @@ class Subscription:
         self._wakeup = asyncio.Event()
         self._listener: asyncpg.pool.PoolConnectionProxy | None = None
 
-    def __aiter__(self) -> AsyncIterator[list[RecordedEvent]]:
+    def __aiter__(self) -> AsyncGenerator[list[RecordedEvent], None]:
         return self._pages()
 
-    async def _pages(self) -> AsyncIterator[list[RecordedEvent]]:
+    async def _pages(self) -> AsyncGenerator[list[RecordedEvent], None]:
         try:
             while True:
                 await self._ensure_listening()
@@ -68,8 +78,11 @@ class Subscription:
                     yield page
                     if len(page) == self._page_size:
                         continue
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the wake-up does, and the task would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wakeup.wait()
         finally:
             await self._stop_listening()
 
@@ -93,26 +106,36 @@ class Subscription:
         await self._stop_listening()
         try:
             conn = await self._pool.acquire()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        except _DRIVER_ERRORS as err:
             _log.warning("subscription cannot listen (%s); polling", type(err).__name__)
             return
+        # Owned from here on, so that `_stop_listening` gives it back whatever happens next
+        # (a cancellation included): a connection that is never released hangs pool.close().
+        self._listener = conn
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             conn.add_termination_listener(self._on_terminated)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        except _DRIVER_ERRORS as err:
             _log.warning("subscription cannot listen (%s); polling", type(err).__name__)
-            await self._pool.release(conn)
-            return
-        self._listener = conn
+            await self._stop_listening()
 
     async def _stop_listening(self) -> None:
         conn, self._listener = self._listener, None
         if conn is None:
             return
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        clean = False
+        try:
             await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            await self._pool.release(conn)
+            clean = True
+        except _DRIVER_ERRORS:
+            pass
+        finally:
+            # A proxy the pool already took back (its connection died) refuses both calls.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                if not clean:  # failed or cancelled half-way: its state is unknown, close it
+                    conn.terminate()
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await self._pool.release(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()

@@ -34,7 +34,7 @@ async def test_subscription_catches_up_from_a_position_then_follows(store: Event
         # poll_interval is an hour: only the NOTIFY can have woken the subscriber
         assert [e.version for e in await _next_page(pages)] == [6, 7]
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
 
 
 async def test_subscription_catches_up_in_pages(store: EventStore) -> None:
@@ -44,7 +44,7 @@ async def test_subscription_catches_up_in_pages(store: EventStore) -> None:
     try:
         sizes = [len(await _next_page(pages)) for _ in range(3)]
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
     assert sizes == [10, 10, 5]
 
 
@@ -63,7 +63,7 @@ async def test_subscription_falls_back_to_polling_when_no_notification_comes(
         )
         assert [e.type for e in await waiting] == ["Silent"]
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
 
 
 async def test_subscription_resumes_after_its_connection_drops(
@@ -85,4 +85,4 @@ async def test_subscription_resumes_after_its_connection_drops(
         await store.append(stream, new_events(1), expected_version=ANY)
         assert [e.version for e in await _next_page(pages)] == [5]
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
