@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -12,6 +13,8 @@ from api.errors import BodyTooLarge, NotJson, RequestTimeout, UnreadableJson
 
 BODY_READ_TIMEOUT_S = 10.0
 """A body that trickles in slower than this (slow-loris style) is refused."""
+MAX_JSON_DEPTH = 64
+"""Deeper bodies are refused: orjson writes at most 255 levels, and events wrap the body."""
 
 
 def require_json_content_type(request: web.Request) -> None:
@@ -43,9 +46,29 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise UnreadableJson(f"the body is not valid JSON: {err}") from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise UnreadableJson(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (iterative: no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 async def read_json(request: web.Request, limit: int) -> Any:

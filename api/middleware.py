@@ -76,7 +76,8 @@ async def _answer(
         return await handler(request)
     except ApiError as err:
         body = error_body(err.code, err.message, err.details, **err.extra)
-        return web.json_response(body, status=err.status, dumps=_dumps)
+        headers = {"Retry-After": str(retry_after_s)} if err.status == 503 else None
+        return web.json_response(body, status=err.status, headers=headers, dumps=_dumps)
     except StoreUnavailableError:
         body = error_body("database_unavailable", "the database is unavailable; retry later")
         return web.json_response(

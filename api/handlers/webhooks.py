@@ -27,12 +27,12 @@ _KEPT_HEADER_PREFIXES = ("x-apify-", "content-type", "user-agent")
 async def apify_webhook(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     require_webhook_token(request, config.webhook_token)
-    require_json_content_type(request)
     raw = await read_body(request, config.max_body_bytes)
     service = request.app[SERVICE]
     headers = _kept_headers(request)
     body: Any = None
     try:
+        require_json_content_type(request)  # inside: an authenticated body is never thrown away
         body = parse_json(raw)
         nul = find_nul(body)
         if nul:
