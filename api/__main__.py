@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
 import click
+from rich.console import Console
 
+from api import projection_commands
 from api.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Config
 from api.logs import configure_logging
 from api.startup import database_url, migrate, serve
 from api.tokens import load_or_generate
+from projections.errors import UnknownProjectionError
 
 _database_option = click.option(
     "--database-url",
@@ -104,6 +109,44 @@ def migrate_command(database_url: str | None, data_dir: Path) -> None:
     click.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
+
+
+@main.group(name="projections")
+def projections_group() -> None:
+    """The read models: status, rebuild, or run them in a process of their own."""
+
+
+@projections_group.command(name="status")
+@_database_option
+@_data_dir_option
+def projections_status(database_url: str | None, data_dir: Path) -> None:
+    """Each projection's position, lag behind the log, heartbeat and last error."""
+    with _database(database_url, data_dir) as dsn:
+        asyncio.run(projection_commands.show_status(dsn, Console()))
+
+
+@projections_group.command(name="rebuild")
+@click.argument("name", required=False)
+@_database_option
+@_data_dir_option
+def projections_rebuild(name: str | None, database_url: str | None, data_dir: Path) -> None:
+    """Rebuild NAME (or all) from position 0 while the service keeps serving, then swap."""
+    configure_logging(logging.WARNING)
+    with _database(database_url, data_dir) as dsn:
+        try:
+            asyncio.run(projection_commands.rebuild_projections(dsn, name, Console()))
+        except UnknownProjectionError as err:
+            raise click.BadParameter(str(err), param_hint="NAME") from None
+
+
+@projections_group.command(name="run")
+@_database_option
+@_data_dir_option
+def projections_run(database_url: str | None, data_dir: Path) -> None:
+    """Run the projections in this process (when `serve` runs elsewhere)."""
+    configure_logging()
+    with _database(database_url, data_dir) as dsn, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(projection_commands.run_projections(dsn))
 
 
 def _database(given: str | None, data_dir: Path):  # type: ignore[no-untyped-def]

@@ -10,11 +10,14 @@ from aiohttp import web
 
 from api.clock import Clock, system_clock
 from api.config import Config, mask_url
-from api.keys import CONFIG, POOL, SERVICE, STORE
+from api.keys import CONFIG, POOL, PROJECTIONS, SERVICE, STORE
 from api.middleware import make_error_middleware
 from api.routes import add_routes
 from api.service import RunService
 from eventstore import EventStore, create_pool
+from eventstore.pool import close_pool
+from projections.registry import all_projections
+from projections.supervisor import ProjectionSupervisor, projection_pool_size
 
 _log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ def create_app(config: Config, *, clock: Clock = system_clock) -> web.Applicatio
     )
     app[CONFIG] = config
     app.cleanup_ctx.append(_database(config, clock))
+    app.cleanup_ctx.append(_projections(config))
     add_routes(app)
     return app
 
@@ -48,6 +52,35 @@ def _database(
             yield
         finally:
             await store.aclose()  # writes what is queued before the pool goes
-            await pool.close()
+            await close_pool(pool)
 
     return database
+
+
+def _projections(
+    config: Config,
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def projections(app: web.Application) -> AsyncIterator[None]:
+        """Run the projections in this process (`runledger serve`), stopped before the pool.
+
+        They get a pool of their own: each runner holds a connection for its election lock
+        and one to LISTEN on, and must never starve the requests (nor be starved by them).
+        """
+        projections = all_projections()
+        pool = await create_pool(
+            config.database_url, min_size=0, max_size=projection_pool_size(len(projections))
+        )
+        store = EventStore(pool)
+        supervisor = ProjectionSupervisor(pool, store, projections)
+        app[PROJECTIONS] = supervisor
+        if config.run_projections:
+            supervisor.start()
+        try:
+            yield
+        finally:
+            await supervisor.stop()
+            await store.aclose()
+            await close_pool(pool)
+
+    return projections

@@ -10,9 +10,11 @@ from aiohttp import web
 from api.config import Config
 from api.service import RunService
 from eventstore import EventStore
+from projections.supervisor import ProjectionSupervisor
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", EventStore)
 SERVICE = web.AppKey("service", RunService)
 LOGGER = web.AppKey("logger", logging.Logger)
+PROJECTIONS = web.AppKey("projections", ProjectionSupervisor)

@@ -1,0 +1,139 @@
+"""`run_records`: one row per created run, its current record, folded by the state machine.
+
+Per batch: decode the run-stream events, load the rows of the runs they touch (one SELECT),
+fold each event through `statemachine.evolve` (the same code that replay and the consistency
+check use), and write every touched row back with one INSERT … ON CONFLICT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventstore import RecordedEvent
+from eventstore.pool import Connection
+from projections import client_reports
+from statemachine import RunState, RunStatus, decode, evolve
+
+RUN_STREAM_PREFIX = "run-"
+
+_COLUMNS = (
+    "run_id",
+    "client_id",
+    "actor_id",
+    "task_id",
+    "requested_by",
+    "input",
+    "status",
+    "apify_status",
+    "status_message",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "dataset_id",
+    "usage_usd",
+    "resurrect_count",
+    "metrics",
+    "event_count",
+    "version",
+    "last_position",
+    "updated_at",
+)
+_TYPES = (
+    "text", "text", "text", "text", "text", "jsonb", "text", "text", "text", "timestamptz",
+    "timestamptz", "timestamptz", "float8", "text", "float8", "int4", "jsonb", "int4", "int4",
+    "int8", "timestamptz",
+)  # fmt: skip
+
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM run_records WHERE run_id = ANY($1::text[])"
+_UPSERT = f"""
+INSERT INTO run_records ({", ".join(_COLUMNS)})
+SELECT * FROM unnest({", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, start=1))})
+ON CONFLICT (run_id) DO UPDATE SET
+{", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])}
+"""
+
+
+def state_from_row(row: Any) -> RunState:
+    """The RunState a run_records row holds."""
+    return RunState(
+        run_id=row["run_id"],
+        client_id=row["client_id"],
+        actor_id=row["actor_id"],
+        task_id=row["task_id"],
+        requested_by=row["requested_by"],
+        input=row["input"],
+        status=RunStatus(row["status"]),
+        apify_status=row["apify_status"],
+        status_message=row["status_message"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration_s=row["duration_s"],
+        dataset_id=row["dataset_id"],
+        usage_usd=row["usage_usd"],
+        resurrect_count=row["resurrect_count"],
+        metrics=tuple(sorted(row["metrics"].items())),
+        event_count=row["event_count"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _row(state: RunState, version: int, position: int) -> tuple[Any, ...]:
+    return (
+        state.run_id,
+        state.client_id,
+        state.actor_id,
+        state.task_id,
+        state.requested_by,
+        state.input,
+        state.status.value,
+        state.apify_status,
+        state.status_message,
+        state.created_at,
+        state.started_at,
+        state.finished_at,
+        state.duration_s,
+        state.dataset_id,
+        state.usage_usd,
+        state.resurrect_count,
+        dict(state.metrics),
+        state.event_count,
+        version,
+        position,
+        state.updated_at,
+    )
+
+
+class RunRecordsProjection:
+    """run_records, and client_reports from the same changes under the same checkpoint."""
+
+    name = "run_records"
+    tables = ("run_records", "client_reports")
+
+    async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
+        changes = await self.fold(conn, events)
+        await client_reports.apply_changes(conn, changes.values())
+
+    async def fold(
+        self, conn: Connection, events: Sequence[RecordedEvent]
+    ) -> dict[str, tuple[RunState | None, RunState]]:
+        """Fold the batch into run_records; return each touched run's (before, after) state.
+
+        Other projections (client reports) use the before/after pairs for their deltas.
+        """
+        run_events = [e for e in events if e.stream_id.startswith(RUN_STREAM_PREFIX)]
+        if not run_events:
+            return {}
+        run_ids = list({e.stream_id[len(RUN_STREAM_PREFIX) :] for e in run_events})
+        before = {row["run_id"]: state_from_row(row) for row in await conn.fetch(_SELECT, run_ids)}
+        states: dict[str, RunState] = dict(before)
+        written: dict[str, tuple[int, int]] = {}
+        for recorded in run_events:
+            event = decode(recorded.event_id, recorded.type, recorded.data)
+            states[event.run_id] = evolve(states.get(event.run_id), event)
+            written[event.run_id] = (recorded.version, recorded.position)
+        rows = [_row(states[run_id], *written[run_id]) for run_id in written]
+        await conn.execute(_UPSERT, *zip(*rows, strict=True))
+        return {run_id: (before.get(run_id), states[run_id]) for run_id in written}

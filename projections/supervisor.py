@@ -1,0 +1,92 @@
+"""Runs every projection's runner in this process and answers "has position N been applied?"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import asyncpg
+
+from eventstore import EventStore
+from projections.base import Projection
+from projections.runner import Backoff, ProjectionRunner
+
+_POSITIONS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
+
+
+def projection_pool_size(projections: int) -> int:
+    """Connections the runners need: per projection, its election connection, its LISTEN
+    connection, a page read and a heartbeat; plus two for `wait_for` and error records."""
+    return 4 * projections + 2
+
+
+class ProjectionSupervisor:
+    """Owns the runner tasks; `wait_for` serves the queries' `min_position` (read your writes).
+
+    Runners here wake waiters directly. When another process is the active runner, the
+    checkpoint rows are polled instead, at `poll_interval`.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        projections: Sequence[Projection],
+        *,
+        poll_interval: float = 0.05,
+        runner_poll_interval: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._advanced = asyncio.Event()
+        self._poll_interval = poll_interval
+        self.runners = [
+            ProjectionRunner(
+                pool,
+                store,
+                projection,
+                poll_interval=runner_poll_interval,
+                on_advanced=self._note_advance,
+                backoff=Backoff(),
+            )
+            for projection in projections
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"projection-{r.projection.name}")
+            for r in self.runners
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def _note_advance(self, name: str, position: int) -> None:
+        # Wake everyone waiting on this event; later waiters take the fresh one.
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def positions(self, names: Sequence[str]) -> dict[str, int]:
+        rows = await self._pool.fetch(_POSITIONS, list(names))
+        return {row["name"]: row["position"] for row in rows}
+
+    async def wait_for(self, names: Sequence[str], position: int, *, within_s: float) -> bool:
+        """True once every named projection has applied the log up to `position`."""
+        try:
+            async with asyncio.timeout(within_s):
+                while True:
+                    advanced = self._advanced  # taken before reading: no wake-up is missed
+                    current = await self.positions(names)
+                    if len(current) == len(names) and min(current.values()) >= position:
+                        return True
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._poll_interval):
+                            await advanced.wait()
+        except TimeoutError:
+            return False
