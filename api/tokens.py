@@ -45,6 +45,17 @@ def load_or_generate(data_dir: Path, *, api_token: str | None, webhook_token: st
     )
 
 
+def read_kept(data_dir: Path) -> tuple[str, str] | None:
+    """The (API token, webhook token) a local `runledger serve` generated, if it did."""
+    path = data_dir / TOKEN_FILE_NAME
+    if not path.exists():
+        return None
+    kept = orjson.loads(path.read_bytes())
+    if not kept.get("api_token") or not kept.get("webhook_token"):
+        return None
+    return kept["api_token"], kept["webhook_token"]
+
+
 def tokens_match(given: str | None, expected: str) -> bool:
     """Constant-time comparison, so response timing does not reveal how much of a guess matched."""
     if given is None:
