@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from api.errors import ApiError
-from eventstore import StoreUnavailableError
+from eventstore import StoreUnavailableError, translate_driver_errors
 
 _log = logging.getLogger("runledger.access")
 _errors = logging.getLogger("runledger.errors")
@@ -73,7 +73,9 @@ async def _answer(
     request: web.Request, handler: Handler, request_id: str, retry_after_s: int
 ) -> web.StreamResponse:
     try:
-        return await handler(request)
+        # Queries use the pool directly: its driver errors mean "database unavailable" too.
+        async with translate_driver_errors():
+            return await handler(request)
     except ApiError as err:
         body = error_body(err.code, err.message, err.details, **err.extra)
         headers = {"Retry-After": str(retry_after_s)} if err.status == 503 else None

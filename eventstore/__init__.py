@@ -1,5 +1,6 @@
 """A generic PostgreSQL event log: streams, versions, global positions. Knows nothing of runs."""
 
+from .driver_errors import translate_driver_errors
 from .errors import (
     DuplicateEventIdError,
     EventStoreError,
@@ -45,4 +46,5 @@ __all__ = [
     "apply_migrations",
     "connect",
     "create_pool",
+    "translate_driver_errors",
 ]
