@@ -193,7 +193,7 @@ async def store_scenario(
             await seed_streams(dsn, streams, deliveries)
         pool = await create_pool(dsn, min_size=args.pool, max_size=args.pool)
         try:
-            async with EventStore(pool) as store:
+            async with EventStore(pool, writers=args.writers) as store:
                 # Each caller owns the streams i, i + callers, …: exact versions never conflict.
                 versions = dict.fromkeys(streams, 1)
                 owned = [streams[i::callers] for i in range(callers)]
@@ -410,6 +410,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--callers", default="1,16,64", help="concurrent callers of the store")
     p.add_argument("--kinds", default="new,any,exact", help="store scenarios: new,any,exact")
     p.add_argument("--pool", type=int, default=16, help="connections in the store's pool")
+    p.add_argument("--writers", type=int, default=2, help="the store's batches in flight")
     p.add_argument("--streams", type=int, default=1000, help="existing streams (any/exact)")
     p.add_argument("--ceiling-rows", type=int, default=30_000, help="rows per ceiling run")
     p.add_argument("--rows-per-tx", type=int, default=1000, help="rows per ceiling transaction")

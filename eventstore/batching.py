@@ -26,17 +26,51 @@ grows with load instead of collapsing under it.
 Stream versions are read while holding the lock, so the expected-version check sees every
 committed event of the stream; the unique (stream_id, version) and event_id constraints remain as
 the database's own backstop.
+
+Pipelining: more than one batch in flight
+-----------------------------------------
+Up to `writers` writer tasks (2 by default, never more than half the pool) share one queue.
+Each keeps its pool connection while there is work, so a batch pays no pool release (`RESET`)
+round trip, and gives it back when the queue is empty. A writer that finds work while another
+batch is being written does not wait for it in Python: it sends `BEGIN; SELECT
+pg_advisory_xact_lock(…)` in one round trip and waits for the lock *inside the server*. When
+batch N commits, PostgreSQL hands the lock straight to batch N+1, with no client round trip in
+between. Nothing of the reasoning above changes:
+
+- Batch N+1 takes the lock before it reads or inserts anything, and holds it until its commit,
+  so positions are still taken by one transaction at a time, in commit order.
+- Its state read is a statement that starts after the lock was granted, and therefore after
+  batch N's commit was visible (the lock is released only then). In READ COMMITTED each
+  statement takes a fresh snapshot, so the read sees batch N's events: a request that expects
+  the version batch N just wrote succeeds, one that expects the old version is refused. (This is
+  why the lock and the read are separate statements: one statement that locked and read would
+  read from the snapshot it took before waiting.) Idempotency by event id follows the same way:
+  ids batch N stored are found by batch N+1's read.
+- If batch N rolls back, its positions are a gap and batch N+1 reads the state without it.
+- Each batch settles its own callers after its own commit; a failed batch is rolled back on its
+  connection (a broken connection is given up) and retried request by request, each in its own
+  transaction that again takes the lock first.
+
+How the queue is shared: a writer takes everything queued (up to `max_batch_events`). Under a
+steady stream of appends, requests that arrive while batch N is in flight form batch N+1 on the
+other writer. Splitting one burst into several smaller batches was measured here and rejected:
+the state read and the commit cost about the same for 32 rows as for 64, so halving batches
+lost more than the overlap won (BENCHMARKS.md). After answering its callers, a writer yields
+to the event loop once before deciding the queue is empty, so the callers it just answered can
+queue their next appends and the writer keeps its connection under load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from .driver_errors import translate_driver_errors
 from .errors import (
@@ -55,6 +89,11 @@ ORDERING_LOCK_KEY = 0x72756E6C6F67  # "runlog"
 NOTIFY_CHANNEL = "eventstore_appended"
 
 _TAKE_ORDERING_LOCK = "SELECT pg_advisory_xact_lock($1)"
+# The group committer's writers begin and lock in one round trip (a simple-query string cannot
+# take parameters, hence the key written out; it is this module's constant, not a value).
+_BEGIN_AND_TAKE_ORDERING_LOCK = f"BEGIN; SELECT pg_advisory_xact_lock({ORDERING_LOCK_KEY})"
+_COMMIT = "COMMIT"
+_ROLLBACK = "ROLLBACK"
 
 # Current version of each stream of the batch, and the events whose ids are already stored.
 _READ_BATCH_STATE = """
@@ -76,7 +115,7 @@ WITH inserted AS (
 ), notified AS (
     SELECT pg_notify($7, max(position)::text) FROM inserted
 )
-SELECT inserted.position, inserted.event_id FROM inserted, notified
+SELECT inserted.event_id, inserted.position FROM inserted, notified
 """
 
 
@@ -137,10 +176,22 @@ async def write_batch(
 ) -> list[AppendResult | EventStoreError]:
     """Write `requests` in the caller's open transaction; one outcome per request, in order.
 
-    The caller commits. Refusals (wrong version, reused ids) are outcomes, not exceptions, so
-    one caller's conflict does not fail the others; a database error fails the whole batch.
+    Takes the ordering lock; the caller commits. Refusals (wrong version, reused ids) are
+    outcomes, not exceptions, so one caller's conflict does not fail the others; a database
+    error fails the whole batch.
     """
     await conn.execute(_TAKE_ORDERING_LOCK, ORDERING_LOCK_KEY)
+    return _settle(*await insert_batch(conn, requests))
+
+
+async def insert_batch(
+    conn: Connection, requests: Sequence[AppendRequest]
+) -> tuple[_Plan, dict[UUID, int]]:
+    """Read the batch's state and insert its rows; the caller holds the ordering lock.
+
+    Returns the plan and the positions the rows took; `_settle` turns them into outcomes
+    (after the commit, so that the lock is not held for Python work that can wait).
+    """
     stream_ids = list({r.stream_id for r in requests})
     event_ids = [e.event_id for r in requests for e in r.events]
     versions: dict[str, int] = {}
@@ -155,8 +206,8 @@ async def write_batch(
     if plan.rows:
         columns = list(zip(*plan.rows, strict=True))
         inserted = await conn.fetch(_INSERT_BATCH, *columns, NOTIFY_CHANNEL)
-        positions = {row["event_id"]: row["position"] for row in inserted}
-    return _settle(plan, positions)
+        positions = {row[0]: row[1] for row in inserted}
+    return plan, positions
 
 
 def _plan_batch(
@@ -268,46 +319,65 @@ def _as_store_error(err: Exception, request: AppendRequest) -> EventStoreError:
 
 
 class GroupCommitter:
-    """Collects concurrent appends and writes them in shared transactions, one batch at a time.
+    """Collects concurrent appends and writes them in shared transactions, pipelined.
 
-    A single writer task drains the queue: while it writes one batch, new requests gather for
-    the next. Each caller awaits its own future and gets its own result or error.
+    Up to `writers` writer tasks drain one queue, each on a connection it holds while there is
+    work; while one batch holds the ordering lock, the next can already be open and queued on
+    it (see the module docstring). Each caller awaits its own future: its own result or error.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, max_batch_events: int = 1000) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, max_batch_events: int = 1000, writers: int = 2
+    ) -> None:
         self._pool = pool
         self._max_batch_events = max_batch_events
+        # Never more than half of the pool, so that readers (and a small pool) are not starved.
+        self._writers = max(1, min(writers, pool.get_max_size() // 2))
         self._queue: list[AppendRequest] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.batches_written = 0
 
     async def submit(self, request: AppendRequest) -> AppendResult:
         if self._closed:
             raise StoreClosedError("the event store is closed")
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="eventstore-group-commit")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(), name=f"eventstore-group-commit-{i}")
+                for i in range(self._writers)
+            ]
         self._queue.append(request)
         self._wakeup.set()
         return await request.future
 
     async def close(self) -> None:
-        """Write what is queued, then stop the writer task."""
+        """Write what is queued, then stop the writer tasks."""
         self._closed = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
 
     async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = self._take_batch()
-                await self._write(batch)
-            if self._closed:
-                return
+        conn: PoolConnectionProxy | None = None
+        try:
+            while True:
+                if not self._queue and conn is not None:
+                    # The callers our last batch just answered are scheduled before us: let
+                    # them queue their next appends before deciding that there is no work.
+                    await asyncio.sleep(0)
+                    if not self._queue:
+                        await self._release(conn)
+                        conn = None
+                while not self._queue:
+                    if self._closed:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                conn = await self._write(conn, self._take_batch())
+        finally:
+            if conn is not None:  # cancelled (or failed) half-way: its state is unknown
+                await self._give_up(conn)
 
     def _take_batch(self) -> list[AppendRequest]:
         taken, count = 0, 0
@@ -319,16 +389,22 @@ class GroupCommitter:
         batch, self._queue = self._queue[:taken], self._queue[taken:]
         return batch
 
-    async def _write(self, batch: list[AppendRequest]) -> None:
+    async def _write(
+        self, conn: PoolConnectionProxy | None, batch: list[AppendRequest]
+    ) -> PoolConnectionProxy | None:
+        """Write one batch and answer its callers; the connection to keep using, if any."""
         try:
-            outcomes = await self._write_in_transaction(batch)
+            if conn is None:
+                conn = await self._acquire()
+            outcomes = await self._write_in_transaction(conn, batch)
         except Exception as err:  # noqa: BLE001 — every caller must hear about the failure
+            conn = await self._discard_if_broken(conn)
             if len(batch) > 1:
                 # One request may have poisoned the batch (e.g. data the server refuses):
                 # write each alone so only the culprit fails.
                 for request in batch:
-                    await self._write([request])
-                return
+                    conn = await self._write(conn, [request])
+                return conn
             outcomes = [_as_store_error(err, batch[0])]
         for request, outcome in zip(batch, outcomes, strict=True):
             if request.future.done():  # the caller was cancelled; its events may be written
@@ -337,12 +413,51 @@ class GroupCommitter:
                 request.future.set_exception(outcome)
             else:
                 request.future.set_result(outcome)
+        return conn
 
     async def _write_in_transaction(
-        self, batch: list[AppendRequest]
+        self, conn: PoolConnectionProxy, batch: list[AppendRequest]
     ) -> list[AppendResult | EventStoreError]:
-        async with translate_driver_errors(), self._pool.acquire() as conn:
-            async with conn.transaction():
-                outcomes = await write_batch(conn, batch)
-            self.batches_written += 1
-            return outcomes
+        async with translate_driver_errors():
+            # BEGIN and the lock in one round trip: while another batch holds the lock, this
+            # one waits for it inside the server, and gets it the moment that batch commits.
+            await conn.execute(_BEGIN_AND_TAKE_ORDERING_LOCK)
+            plan, positions = await insert_batch(conn, batch)
+            await conn.execute(_COMMIT)
+        self.batches_written += 1
+        return _settle(plan, positions)
+
+    async def _acquire(self) -> PoolConnectionProxy:
+        async with translate_driver_errors():
+            conn: PoolConnectionProxy = await self._pool.acquire()
+        return conn
+
+    async def _discard_if_broken(
+        self, conn: PoolConnectionProxy | None
+    ) -> PoolConnectionProxy | None:
+        """After a failed batch: roll back and keep the connection, or give it up if it fails."""
+        if conn is None:
+            return None
+        try:
+            # A proxy whose connection died was taken back by the pool: both calls then raise
+            # InterfaceError, and the connection is given up like any other broken one.
+            if not conn.is_closed():
+                if conn.is_in_transaction():
+                    await conn.execute(_ROLLBACK)
+                return conn
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            _log.warning("writer connection given up after %s", type(err).__name__)
+        await self._give_up(conn)
+        return None
+
+    async def _give_up(self, conn: PoolConnectionProxy) -> None:
+        """Close a connection whose state is unknown, and give it back to the pool."""
+        with contextlib.suppress(asyncpg.InterfaceError):  # the pool may have taken it back
+            conn.terminate()
+        await self._release(conn)
+
+    async def _release(self, conn: PoolConnectionProxy) -> None:
+        try:
+            await self._pool.release(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            _log.warning("writer connection released after %s", type(err).__name__)

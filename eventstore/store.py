@@ -83,9 +83,12 @@ class EventStore:
     commit writer finishes what is queued before the pool goes away.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, max_batch_events: int = 1000) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, max_batch_events: int = 1000, writers: int = 2
+    ) -> None:
+        """`writers`: group-commit batches in flight at once (at most half the pool's size)."""
         self._pool = pool
-        self._committer = GroupCommitter(pool, max_batch_events=max_batch_events)
+        self._committer = GroupCommitter(pool, max_batch_events=max_batch_events, writers=writers)
 
     async def __aenter__(self) -> Self:
         return self

@@ -1,0 +1,144 @@
+"""Pipelined group commit: a second batch waits on the ordering lock while the first is written.
+
+The interleavings are forced with a real connection that holds the ordering lock and with
+observations of pg_locks, never with sleeps: while the lock is held outside the store, every
+batch the store starts queues on it inside the server, so "two batches in flight" is a state
+the test can reach and see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from eventstore import (
+    NO_STREAM,
+    AppendResult,
+    EventStore,
+    StoreUnavailableError,
+    WrongExpectedVersion,
+    create_pool,
+)
+from eventstore.batching import ORDERING_LOCK_KEY
+from eventstore.pool import connect
+
+from .builders import new_event, stream_name
+
+_WAITING_PIDS = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted ORDER BY pid"
+
+
+async def _wait_for_lock_waiters(observer: asyncpg.Connection, count: int) -> list[int]:
+    """Block until `count` sessions are queued on an advisory lock (observed, not timed)."""
+    async with asyncio.timeout(10):
+        while True:  # each query yields to the event loop, so the writers can progress
+            pids = [r["pid"] for r in await observer.fetch(_WAITING_PIDS)]
+            if len(pids) >= count:
+                return pids
+
+
+@pytest.fixture(name="lock_holder")
+async def _lock_holder(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await connect(dsn)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(name="observer")
+async def _observer(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await connect(dsn)
+    yield conn
+    await conn.close()
+
+
+async def _hold_ordering_lock(conn: asyncpg.Connection) -> asyncpg.transaction.Transaction:
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", ORDERING_LOCK_KEY)
+    return transaction
+
+
+async def test_batch_queued_behind_another_sees_its_events_when_checking_versions(
+    store: EventStore, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    stream = stream_name()
+    held = await _hold_ordering_lock(lock_holder)
+    first = asyncio.create_task(store.append(stream, [new_event()], expected_version=NO_STREAM))
+    await _wait_for_lock_waiters(observer, 1)
+    # The first batch is in flight (waiting for the lock), so a second writer takes these.
+    follows = asyncio.create_task(store.append(stream, [new_event()], expected_version=1))
+    stale = asyncio.create_task(store.append(stream, [new_event()], expected_version=NO_STREAM))
+    await _wait_for_lock_waiters(observer, 2)  # two batches in flight at once
+
+    await held.commit()
+    outcomes = await asyncio.gather(first, follows, stale, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [AppendResult, AppendResult, WrongExpectedVersion]
+    assert store.batches_written == 2
+    assert [e.version for e in await store.read_stream(stream)] == [1, 2]
+
+
+async def test_positions_follow_commit_order_when_batches_are_pipelined(
+    store: EventStore, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    held = await _hold_ordering_lock(lock_holder)
+    first = asyncio.create_task(
+        store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    )
+    await _wait_for_lock_waiters(observer, 1)
+    second = asyncio.create_task(
+        store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    )
+    await _wait_for_lock_waiters(observer, 2)
+    assert await store.read_all(after_position=0) == []  # neither batch has a visible event
+
+    await held.commit()
+    results = await asyncio.gather(first, second)
+    positions = sorted(r.positions[0] for r in results)
+    assert [e.position for e in await store.read_all(after_position=0)] == positions
+    assert store.batches_written == 2  # two transactions, handed the lock one after the other
+
+
+async def test_writer_connection_lost_while_queued_fails_its_batch_and_the_next_append_works(
+    store: EventStore, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    held = await _hold_ordering_lock(lock_holder)
+    doomed = asyncio.create_task(
+        store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    )
+    [writer_pid] = await _wait_for_lock_waiters(observer, 1)
+    await observer.execute("SELECT pg_terminate_backend($1)", writer_pid)
+    with pytest.raises(StoreUnavailableError):
+        await doomed
+    await held.commit()
+
+    result = await store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    assert [e.position for e in await store.read_all(after_position=0)] == list(result.positions)
+
+
+async def test_writers_leave_half_the_pool_to_readers(
+    dsn: str, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with EventStore(pool, writers=4) as store:  # capped at 1 writer for 2 connections
+            held = await _hold_ordering_lock(lock_holder)
+            appends = [
+                asyncio.create_task(
+                    store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+                )
+            ]
+            await _wait_for_lock_waiters(observer, 1)
+            appends.append(
+                asyncio.create_task(
+                    store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+                )
+            )
+            async with asyncio.timeout(10):  # would hang if a second writer held the other one
+                assert await store.read_all(after_position=0) == []
+            assert len(await observer.fetch(_WAITING_PIDS)) == 1
+            await held.commit()
+            assert all(isinstance(r, AppendResult) for r in await asyncio.gather(*appends))
+    finally:
+        await pool.close()
