@@ -6,18 +6,29 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
+import time
 from pathlib import Path
 
 import click
+import orjson
 from rich.console import Console
 
-from api import projection_commands
-from api.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Config
+from api import projection_commands, replay_commands
+from api.config import (
+    DEFAULT_CHECK_INTERVAL_S,
+    DEFAULT_DATA_DIR,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    Config,
+)
 from api.demo import DemoError, DemoSettings, run_demo
 from api.logs import configure_logging
 from api.startup import database_url, migrate, serve
 from api.tokens import load_or_generate, read_kept
 from projections.errors import UnknownProjectionError
+from projections.timeline import AsOf, InvalidAsOfError, parse_as_of
 
 _database_option = click.option(
     "--database-url",
@@ -64,6 +75,14 @@ def main() -> None:
     default=DEFAULT_MAX_BODY_BYTES,
     show_default=True,
 )
+@click.option(
+    "--check-interval",
+    envvar="RUNLEDGER_CHECK_INTERVAL_S",
+    type=click.FloatRange(0),
+    default=DEFAULT_CHECK_INTERVAL_S,
+    show_default=True,
+    help="Seconds between background integrity checks (0: never).",
+)
 def serve_command(
     database_url: str | None,
     data_dir: Path,
@@ -72,6 +91,7 @@ def serve_command(
     api_token: str | None,
     webhook_token: str | None,
     max_body_bytes: int,
+    check_interval: float,
 ) -> None:
     """Apply migrations, then serve the HTTP API until SIGTERM or Ctrl-C."""
     configure_logging()
@@ -85,6 +105,7 @@ def serve_command(
             max_body_bytes=max_body_bytes,
             host=host,
             port=port,
+            check_interval_s=check_interval,
         )
 
         def announce(address: str) -> None:
@@ -189,6 +210,62 @@ def demo_command(
         asyncio.run(run_demo(settings, Console()))
     except DemoError as err:
         raise click.ClickException(str(err)) from None
+
+
+def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> AsOf | None:
+    if value is None:
+        return None
+    try:
+        return parse_as_of(value)
+    except InvalidAsOfError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _output_console() -> Console:
+    """Colour in a terminal; plain, and wide enough for the tables, when piped."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+@main.command(name="replay")
+@click.argument("run_id")
+@click.option("--as-of", "as_of", callback=_as_of, metavar="ISO_TIME_OR_POSITION",
+              help="Stop at this log position, or this time (ISO 8601 with a zone).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per step, then the record.")
+@_database_option
+@_data_dir_option
+def replay_command(
+    run_id: str, as_of: AsOf | None, as_json: bool, database_url: str | None, data_dir: Path
+) -> None:
+    """Replay RUN_ID: each event of its stream and orphan stream, the state before and after."""
+    configure_logging(logging.WARNING)
+    with _database(database_url, data_dir) as dsn:
+        timeline = asyncio.run(replay_commands.load_timeline(dsn, run_id, as_of))
+    if timeline is None:
+        raise click.ClickException(f"no events for run {run_id!r}: it was never kicked off "
+                                   "and received no update")  # fmt: skip
+    if as_json:
+        for line in replay_commands.json_lines(timeline):
+            click.echo(line)
+    else:
+        replay_commands.print_timeline(timeline, _output_console())
+
+
+@main.command(name="check")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+@_database_option
+@_data_dir_option
+def check_command(as_json: bool, database_url: str | None, data_dir: Path) -> None:
+    """Replay every run from the log and compare it with the projections; exit 1 on drift."""
+    configure_logging(logging.WARNING)
+    started = time.monotonic()
+    with _database(database_url, data_dir) as dsn:
+        result = asyncio.run(replay_commands.run_check(dsn, Console(stderr=True)))
+    if as_json:
+        click.echo(orjson.dumps(result.to_json()).decode())
+    else:
+        replay_commands.print_check(result, time.monotonic() - started, _output_console())
+    if not result.ok:
+        sys.exit(1)
 
 
 def _database(given: str | None, data_dir: Path):  # type: ignore[no-untyped-def]

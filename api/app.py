@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -10,12 +11,14 @@ from aiohttp import web
 
 from api.clock import Clock, system_clock
 from api.config import Config, mask_url
-from api.keys import CONFIG, POOL, PROJECTIONS, SERVICE, STORE
+from api.integrity import IntegrityMonitor
+from api.keys import CONFIG, INTEGRITY, POOL, PROJECTIONS, SERVICE, STORE
 from api.middleware import make_error_middleware
 from api.routes import add_routes
 from api.service import RunService
 from eventstore import EventStore, create_pool
 from eventstore.pool import close_pool
+from projections.check import check
 from projections.registry import all_projections
 from projections.supervisor import ProjectionSupervisor, projection_pool_size
 
@@ -31,6 +34,7 @@ def create_app(config: Config, *, clock: Clock = system_clock) -> web.Applicatio
     app[CONFIG] = config
     app.cleanup_ctx.append(_database(config, clock))
     app.cleanup_ctx.append(_projections(config))
+    app.cleanup_ctx.append(_integrity(config))
     add_routes(app)
     return app
 
@@ -84,3 +88,23 @@ def _projections(
             await close_pool(pool)
 
     return projections
+
+
+def _integrity(
+    config: Config,
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def integrity(app: web.Application) -> AsyncIterator[None]:
+        """The background integrity check, on the request pool (one connection while it runs)."""
+        monitor = IntegrityMonitor(
+            lambda: check(app[POOL], app[STORE]), interval_s=config.check_interval_s
+        )
+        app[INTEGRITY] = monitor
+        task = asyncio.create_task(monitor.run_forever(), name="integrity-check")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
+
+    return integrity

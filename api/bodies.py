@@ -31,7 +31,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it is known to exceed `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"the body is larger than {limit} bytes")
-    chunks, size = [], 0
+    # What has arrived already (usually the whole body, with the headers), without a wait.
+    first = request.content.read_nowait()
+    chunks, size = [first], len(first)
+    if size > limit:
+        raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    if request.content.at_eof():
+        return first
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT_S):
             async for chunk in request.content.iter_chunked(65536):
@@ -49,7 +55,10 @@ def parse_json(raw: bytes) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise UnreadableJson(f"the body is not valid JSON: {err}") from None
-    if _deeper_than(value, MAX_JSON_DEPTH):
+    # Nesting needs an opening bracket per level: fewer brackets than the limit (the usual
+    # case) cannot nest deeper, and the walk over the whole value is skipped.
+    brackets = raw.count(b"{") + raw.count(b"[")
+    if brackets > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
         raise UnreadableJson(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 

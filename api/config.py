@@ -10,6 +10,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_DATA_DIR = Path(".runledger")
+DEFAULT_CHECK_INTERVAL_S = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +30,8 @@ class Config:
     min_position_wait_s: float = 5.0
     """How long a query with `min_position` waits for the projections before a 503."""
     run_projections: bool = True
+    check_interval_s: float = DEFAULT_CHECK_INTERVAL_S
+    """How often the server runs the integrity check in the background (0: never)."""
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>://[^:/@?#]*:)(?P<secret>[^@/?#]*)(?P<tail>@)")

@@ -8,6 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from api.config import Config
+from api.integrity import IntegrityMonitor
 from api.service import RunService
 from eventstore import EventStore
 from projections.supervisor import ProjectionSupervisor
@@ -18,3 +19,4 @@ STORE = web.AppKey("store", EventStore)
 SERVICE = web.AppKey("service", RunService)
 LOGGER = web.AppKey("logger", logging.Logger)
 PROJECTIONS = web.AppKey("projections", ProjectionSupervisor)
+INTEGRITY = web.AppKey("integrity", IntegrityMonitor)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from api.openapi_queries import query_paths
+from api.openapi_query_schemas import query_schemas
+
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}
 _TEXT = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -245,17 +248,6 @@ def _commands() -> dict[str, Any]:
 
 def _operations() -> dict[str, Any]:
     return {
-        "/health": {
-            "get": {
-                "summary": "Health of the database, projections and the integrity check",
-                "operationId": "health",
-                "security": [],
-                "responses": {
-                    "200": _json({"type": "object", "required": ["status"]}, "ok"),
-                    "503": _json({"type": "object", "required": ["status"]}, "degraded"),
-                },
-            }
-        },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
@@ -265,6 +257,15 @@ def _operations() -> dict[str, Any]:
             }
         },
     }
+
+
+def _merged(*groups: dict[str, Any]) -> dict[str, Any]:
+    """Paths of several groups, their methods merged (`/runs` has a POST and a GET)."""
+    paths: dict[str, Any] = {}
+    for group in groups:
+        for path, methods in group.items():
+            paths[path] = {**paths.get(path, {}), **methods}
+    return paths
 
 
 @cache
@@ -279,7 +280,7 @@ def build_document() -> dict[str, Any]:
             "results update, projections answer queries.",
         },
         "security": [{"bearer": []}],
-        "paths": {**_commands(), **_operations()},
+        "paths": _merged(_commands(), _operations(), query_paths()),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -293,6 +294,7 @@ def build_document() -> dict[str, Any]:
                 "Results": _RESULTS,
                 "ApifyDelivery": _APIFY_DELIVERY,
                 "WebhookAnswer": _WEBHOOK_ANSWER,
+                **query_schemas(),
             },
         },
     }

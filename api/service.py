@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from eventstore import (
     WrongExpectedVersion,
 )
 from statemachine import (
+    ApifyRunEvent,
     ApplyApifyWebhook,
     Command,
     Event,
@@ -57,6 +60,8 @@ _DEAD_LETTER_NAMESPACE = uuid.UUID("0b7f4f0e-2d55-5d7e-9a61-3c1c8c0b9d42")
 # Commands on one run are serialised inside the process (see RunLocks), so conflicts come only
 # from other processes; a few retries absorb them.
 MAX_ATTEMPTS = 8
+DEFAULT_CACHED_RUNS = 20_000
+"""Runs whose streams stay in memory between commands (a few kB each; see StreamCache)."""
 
 
 class Outcome(StrEnum):
@@ -131,41 +136,120 @@ def command_event_id(command: Command) -> uuid.UUID:
     return results_event_id(command.run_id, command.request_key)
 
 
+class StreamCache:
+    """The last run streams used, decoded, so that a command need not read its run again.
+
+    Only an optimisation: every append names the version the cached stream had, so a stream
+    another process wrote since fails with WrongExpectedVersion and is read again. Kept slim
+    (see `_slim`) and bounded: the least recently used run goes first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, list[Event]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, run_id: str) -> list[Event] | None:
+        history = self._entries.get(run_id)
+        if history is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(run_id)
+        return history
+
+    def put(self, run_id: str, history: list[Event]) -> None:
+        if self._capacity <= 0:
+            return
+        cached = self._entries.get(run_id)
+        if cached is not None and len(cached) == len(history) - 1:
+            cached.append(_slim(history[-1]))  # the usual case: one event more than before
+        else:
+            self._entries[run_id] = [_slim(event) for event in history]
+        self._entries.move_to_end(run_id)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def forget(self, run_id: str) -> None:
+        self._entries.pop(run_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _slim(event: Event) -> Event:
+    """The event without the payload it keeps for the record (the whole Apify delivery, the
+    request as received): `decide` and `replay` read neither, and a cached run then costs
+    about a kilobyte an event instead of several (tests/api/test_stream_cache.py checks that
+    decisions from slim histories equal those from the log's)."""
+    if isinstance(event, ApifyRunEvent):
+        return dataclasses.replace(event, delivery={})
+    if isinstance(event, UpdateRejected):
+        return dataclasses.replace(event, received={})
+    return event
+
+
 class RunService:
     """The three commands and the dead-letter record, on top of the event store."""
 
-    def __init__(self, store: EventStore, clock: Clock) -> None:
+    def __init__(
+        self, store: EventStore, clock: Clock, *, cached_runs: int = DEFAULT_CACHED_RUNS
+    ) -> None:
+        """`cached_runs`: how many runs' streams are kept in memory between commands (0: none)."""
         self._store = store
         self._clock = clock
         self._locks = RunLocks()
+        self._streams = StreamCache(cached_runs)
 
     async def execute(self, command: Command) -> Decision:
         """Decide and record `command`; retry when another process wrote the run meanwhile."""
         async with self._locks.hold(command.run_id):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
-                    return await self._execute_once(command)
+                    # The first attempt may trust the cache; a retry reads the stream again.
+                    return await self._execute_once(command, cached=attempt == 1)
                 except WrongExpectedVersion:
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    _log.info(
-                        "run changed while deciding; retrying",
-                        extra={"run_id": command.run_id, "attempt": attempt},
-                    )
+                    if attempt > 1 or not isinstance(command, KickoffRun):  # see above
+                        _log.info(
+                            "run changed while deciding; retrying",
+                            extra={"run_id": command.run_id, "attempt": attempt},
+                        )
+                except BaseException:
+                    # The append may have been written or not (a lost connection, a timeout,
+                    # a cancellation): forget the run, the next command reads it afresh.
+                    self._streams.forget(command.run_id)
+                    raise
         raise AssertionError("unreachable")
 
-    async def _execute_once(self, command: Command) -> Decision:
+    async def _execute_once(self, command: Command, *, cached: bool) -> Decision:
         stream = run_stream(command.run_id)
-        recorded = await self._store.read_stream(stream)
-        history = [decode(r.event_id, r.type, r.data) for r in recorded]
+        known = self._streams.get(command.run_id) if cached else None
+        if known is not None:
+            history = known
+        elif cached and isinstance(command, KickoffRun):
+            # A kickoff is nearly always for a new run: decide on an empty stream and let the
+            # append's NO_STREAM check it; a run that exists fails it and the retry reads.
+            history = []
+        else:
+            self._streams.forget(command.run_id)
+            history = await self._history(stream)
+            if history:
+                self._streams.put(command.run_id, history)
+        recorded = len(history)
         events = decide(history, command, now=self._clock())
         if not events:
-            return await self._repeat(command, history, len(recorded))
+            # Histories only grow: an event id seen in a cached one is in the log.
+            return await self._repeat(command, history, recorded)
         [event] = events  # every command yields exactly one event, or none for a repeat
         target = stream_for(event)
         expected: ExpectedVersion = ANY
         if target == stream:
-            expected = len(recorded) if recorded else NO_STREAM
+            # Also what keeps the cache honest: had another process written the run since,
+            # this append fails with WrongExpectedVersion and the retry reads the stream.
+            expected = recorded if recorded else NO_STREAM
         event_type, data = encode(event)
         result = await self._store.append(
             target,
@@ -174,10 +258,15 @@ class RunService:
         )
         on_run = target == stream
         state = replay([*history, event]) if on_run else replay(history)
-        version = len(recorded) + (1 if on_run and not result.was_duplicate else 0)
+        version = recorded + (1 if on_run and not result.was_duplicate else 0)
         if result.was_duplicate and on_run:
-            # An identical command raced us into the same batch: answer as its repeat.
-            return await self._repeat(command, await self._history(stream), version)
+            # The event was stored already (an identical command raced us into the same batch,
+            # or a kickoff repeated after its run left the cache): answer as its repeat.
+            self._streams.forget(command.run_id)
+            fresh = await self._history(stream)
+            return await self._repeat(command, fresh, len(fresh))
+        if on_run:
+            self._streams.put(command.run_id, [*history, event])
         return _decision(event, result.last_position, state, version)
 
     async def _history(self, stream: str) -> list[Event]:

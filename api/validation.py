@@ -41,6 +41,12 @@ def find_nul(value: Any, path: str = "body") -> str | None:
     return None
 
 
+def may_hold_nul(raw: bytes) -> bool:
+    """Whether JSON text can hold a NUL character: JSON writes it only as the escape \\u0000
+    (a raw NUL byte is not valid JSON), so without that text the walk of `find_nul` is moot."""
+    return b"\\u0000" in raw
+
+
 def idempotency_key(headers: Mapping[str, str]) -> str | None:
     key = headers.get("Idempotency-Key")
     if key is None:

@@ -13,7 +13,10 @@ with a fresh rebuild schema.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -63,16 +66,68 @@ async def rebuild(
     schema = rebuild_schema(projection)
     async with pool.acquire() as conn:
         await _prepare(conn, projection, schema)
-        position, count = 0, 0
         head = await store.head_position()
-        while page := await store.read_all(after_position=position, limit=page_size):
-            await _apply_page(conn, projection, schema, page)
-            position, count = page[-1].position, count + len(page)
+
+        def advanced(position: int) -> None:
+            nonlocal head
             head = max(head, position)
             progress(position, head)
+
+        with cyclic_gc_paused():
+            position, count = await _replay(conn, store, projection, schema, page_size, advanced)
         position, late = await _swap(conn, store, projection, schema, position)
         progress(position, max(head, position))
     return RebuildResult(name=projection.name, events=count + late, position=position)
+
+
+async def _replay(
+    conn: Connection,
+    store: EventStore,
+    projection: Projection,
+    schema: str,
+    page_size: int,
+    advanced: Callable[[int], None],
+) -> tuple[int, int]:
+    """Apply the whole log page by page; return (last position, events applied).
+
+    The next page is read (on another of the pool's connections) while this one is applied:
+    the server's work on one overlaps Python's on the other, instead of taking turns.
+    """
+    position, count = 0, 0
+    reading = asyncio.create_task(store.read_all(after_position=0, limit=page_size))
+    try:
+        while page := await reading:
+            position, count = page[-1].position, count + len(page)
+            reading = asyncio.create_task(store.read_all(after_position=position, limit=page_size))
+            await _apply_page(conn, projection, schema, page)
+            del page  # before the next page arrives: at most two pages are alive at once
+            advanced(position)
+    finally:
+        if not reading.done():
+            reading.cancel()
+            await asyncio.wait([reading])
+    return position, count
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a rebuild replays the log.
+
+    A page is thousands of freshly parsed events (~80 objects each) that live until the page is
+    applied: every young-generation collection would traverse them, only to find no cycle
+    (events, records and rows hold none; reference counting frees them). That cost 15 % of a
+    rebuild here. Paused for the whole replay (not per page: each resumption would traverse
+    the page that is being read ahead); whatever cyclic garbage appears meanwhile is collected
+    once at the end. It is process-wide: the rebuild runs in a command of its own.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+            gc.collect()
 
 
 async def _prepare(conn: Connection, projection: Projection, schema: str) -> None:

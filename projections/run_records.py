@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from eventstore import RecordedEvent
 from eventstore.pool import Connection
 from projections import client_reports
@@ -47,9 +49,16 @@ _TYPES = (
 )  # fmt: skip
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM run_records WHERE run_id = ANY($1::text[])"
+# The touched rows travel as one JSON array of objects, unpacked by the server: binding 21
+# arrays of a thousand values each cost ~15 µs a row in the driver (10 % of a rebuild); one
+# orjson.dumps costs ~2 µs a row, and the server's parse runs on the other core meanwhile.
+# Times go as RFC 3339 text with microseconds and floats as their shortest round-trip text,
+# so every value arrives exactly as the typed parameters would have carried it.
 _UPSERT = f"""
 INSERT INTO run_records ({", ".join(_COLUMNS)})
-SELECT * FROM unnest({", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, start=1))})
+SELECT {", ".join(_COLUMNS)}
+  FROM jsonb_to_recordset($1::jsonb)
+       AS t({", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))})
 ON CONFLICT (run_id) DO UPDATE SET
 {", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])}
 """
@@ -80,37 +89,37 @@ def state_from_row(row: Any) -> RunState:
     )
 
 
-def _row(state: RunState, version: int, position: int) -> tuple[Any, ...]:
-    return (
-        state.run_id,
-        state.client_id,
-        state.actor_id,
-        state.task_id,
-        state.requested_by,
-        state.input,
-        state.status.value,
-        state.apify_status,
-        state.status_message,
-        state.created_at,
-        state.started_at,
-        state.finished_at,
-        state.duration_s,
-        state.dataset_id,
-        state.usage_usd,
-        state.resurrect_count,
-        dict(state.metrics),
-        state.event_count,
-        version,
-        position,
-        state.updated_at,
-    )
+def _row(state: RunState, version: int, position: int) -> dict[str, Any]:
+    return {
+        "run_id": state.run_id,
+        "client_id": state.client_id,
+        "actor_id": state.actor_id,
+        "task_id": state.task_id,
+        "requested_by": state.requested_by,
+        "input": state.input,
+        "status": state.status._value_,
+        "apify_status": state.apify_status,
+        "status_message": state.status_message,
+        "created_at": state.created_at,
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "duration_s": state.duration_s,
+        "dataset_id": state.dataset_id,
+        "usage_usd": state.usage_usd,
+        "resurrect_count": state.resurrect_count,
+        "metrics": dict(state.metrics),
+        "event_count": state.event_count,
+        "version": version,
+        "last_position": position,
+        "updated_at": state.updated_at,
+    }
 
 
 class RunRecordsProjection:
     """run_records, and client_reports from the same changes under the same checkpoint."""
 
     name = "run_records"
-    tables = ("run_records", "client_reports")
+    tables = ("run_records", *client_reports.TABLES)
 
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         changes = await self.fold(conn, events)
@@ -135,5 +144,5 @@ class RunRecordsProjection:
             states[event.run_id] = evolve(states.get(event.run_id), event)
             written[event.run_id] = (recorded.version, recorded.position)
         rows = [_row(states[run_id], *written[run_id]) for run_id in written]
-        await conn.execute(_UPSERT, *zip(*rows, strict=True))
+        await conn.execute(_UPSERT, orjson.dumps(rows))
         return {run_id: (before.get(run_id), states[run_id]) for run_id in written}

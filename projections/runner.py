@@ -46,6 +46,7 @@ _CONNECTION_LOST: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # "another operation is in progress": a cut connection
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     TimeoutError,
@@ -114,6 +115,11 @@ class ProjectionRunner:
                     await self._lead(conn)
             except _CONNECTION_LOST as err:
                 self._set_role(Role.STARTING)
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # The driver raised while a cancellation unwound (a pooled connection
+                    # cut mid-statement cannot be reset): stopping wins over electing again.
+                    raise asyncio.CancelledError from err
                 _log.warning(
                     "projection runner lost the database; electing again",
                     extra={"projection": self.projection.name, "error": type(err).__name__},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 
 import asyncpg
@@ -11,6 +12,8 @@ import asyncpg
 from eventstore import EventStore
 from projections.base import Projection
 from projections.runner import Backoff, ProjectionRunner
+
+_log = logging.getLogger(__name__)
 
 _POSITIONS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
 
@@ -60,11 +63,15 @@ class ProjectionSupervisor:
         ]
 
     async def stop(self) -> None:
+        """Cancel the runners and wait for them; a runner that fails while stopping is logged,
+        never allowed to abort the shutdown of the others (or of the pool after them)."""
         for task in self._tasks:
             task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.cancelled() and task.exception() is not None:
+                _log.error("projection runner failed while stopping", exc_info=task.exception())
         self._tasks = []
 
     def _note_advance(self, name: str, position: int) -> None:

@@ -1,19 +1,41 @@
-"""`GET /health`: is the database there? (Projection lag and the integrity check join later.)"""
+"""`GET /health`: the database, each projection's lag and heartbeat, the last integrity check.
+
+`503 degraded` when the database is down, a projection is stuck (failing, unrun or not
+advancing while it lags; see projections/health.py) or the last check found drift. No token:
+load balancers and monitors call it.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from api.handlers.common import json_response
-from api.keys import STORE
-from eventstore import StoreUnavailableError
+from api.keys import INTEGRITY, POOL, STORE
+from eventstore import StoreUnavailableError, translate_driver_errors
+from projections import checkpoints
+from projections.health import judge
+from projections.registry import all_projections
 
 
 async def health(request: web.Request) -> web.Response:
+    app = request.app
     try:
-        head = await request.app[STORE].head_position()
+        head = await app[STORE].head_position()
+        async with translate_driver_errors(), app[POOL].acquire() as conn:
+            rows = await checkpoints.read_all(conn)
     except StoreUnavailableError:
-        return json_response(
-            {"status": "degraded", "database": {"status": "unavailable"}}, status=503
-        )
-    return json_response({"status": "ok", "database": {"status": "ok", "head_position": head}})
+        down = {"status": "degraded", "database": {"status": "unavailable"}}
+        return json_response(down, status=503)
+    projections = judge([p.name for p in all_projections()], rows, head=head, now=datetime.now(UTC))
+    check = app[INTEGRITY].last_result_json()
+    degraded = any(p.problem for p in projections) or (check or {}).get("status") == "drift"
+    body: dict[str, Any] = {
+        "status": "degraded" if degraded else "ok",
+        "database": {"status": "ok", "head_position": head},
+        "projections": [p.to_json() for p in projections],
+        "check": check,
+    }
+    return json_response(body, status=503 if degraded else 200)

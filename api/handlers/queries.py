@@ -40,7 +40,7 @@ def int_param(
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is a digit to isdigit()
         raise Invalid(f"{name} must be a whole number", details={name: "a whole number"})
     value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):

@@ -12,7 +12,7 @@ from api.errors import ApiError, Invalid
 from api.handlers.common import json_response, missing_run_record, note
 from api.keys import CONFIG, SERVICE
 from api.service import Outcome, RunService
-from api.validation import find_nul
+from api.validation import find_nul, may_hold_nul
 from statemachine import (
     ApplyApifyWebhook,
     IgnoredDelivery,
@@ -34,7 +34,7 @@ async def apify_webhook(request: web.Request) -> web.Response:
     try:
         require_json_content_type(request)  # inside: an authenticated body is never thrown away
         body = parse_json(raw)
-        nul = find_nul(body)
+        nul = find_nul(body) if may_hold_nul(raw) else None
         if nul:
             raise Invalid("the delivery contains a NUL character", details={nul: "NUL character"})
         delivery = parse_delivery(body, headers, run_id_param=request.query.get("run_id"))

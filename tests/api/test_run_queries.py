@@ -122,6 +122,8 @@ async def test_bad_query_parameters_answer_422(client: Client) -> None:
         {"cursor": "not-a-cursor"},
         {"created_from": "yesterday"},
         {"min_position": "-1"},
+        {"limit": "²"},  # a digit to str.isdigit(), not to int()
+        {"min_position": "١٢"},  # Arabic-Indic digits
     ):
         status, body = await get(client, "/runs", **params)
         assert status == 422, params

@@ -1,0 +1,56 @@
+"""`GET /runs/{run_id}/events`: a run's stream and its orphan stream, from the log itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from api.auth import require_api_token
+from api.errors import Invalid, NotFound, Unavailable
+from api.handlers.common import json_response
+from api.handlers.queries import int_param
+from api.keys import CONFIG, STORE
+from api.service import recorded_to_json
+from api.validation import ID_RULE, valid_id
+from eventstore import EventStore
+from projections.event_queries import read_run_events
+
+
+async def _wait_for_log(store: EventStore, position: int, within_s: float) -> bool:
+    """True once the log holds `position` (or a later one: positions may have gaps).
+
+    A position that a command answered is committed already, so this returns at once in
+    practice; only a position from elsewhere makes it follow the log, for at most `within_s`.
+    """
+    if await store.head_position() >= position:
+        return True
+    pages = store.subscribe(after_position=position - 1, page_size=1)
+    try:
+        async with asyncio.timeout(within_s), contextlib.aclosing(aiter(pages)) as following:
+            async for _ in following:
+                return True
+    except TimeoutError:
+        return False
+    return False
+
+
+async def run_events(request: web.Request) -> web.Response:
+    config, store = request.app[CONFIG], request.app[STORE]
+    require_api_token(request, config.api_token)
+    position = int_param(request, "min_position", minimum=0)
+    run_id = request.match_info["run_id"]
+    if not valid_id(run_id):
+        raise Invalid("the run id is not valid", details={"run_id": ID_RULE})
+    if position is not None and not await _wait_for_log(
+        store, position, config.min_position_wait_s
+    ):
+        raise Unavailable(
+            f"the log has not reached position {position} yet; retry shortly",
+            code="projection_behind",
+        )
+    events = await read_run_events(store, run_id)
+    if not events:
+        raise NotFound(f"no events for run {run_id}", code="run_not_found")
+    return json_response({"run_id": run_id, "events": [recorded_to_json(e) for e in events]})

@@ -1,0 +1,47 @@
+"""The background integrity check: it records each outcome, and never runs when turned off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from api.integrity import CheckOutcome, CheckReport, IntegrityMonitor
+
+
+@dataclass(frozen=True)
+class Report:
+    runs_checked: int = 3
+    events_read: int = 30
+    differences: tuple[str, ...] = ()
+
+
+async def test_a_check_that_cannot_run_is_recorded_as_an_error_not_as_drift(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken() -> CheckReport:
+        raise ConnectionRefusedError("database away")
+
+    seen: list[CheckOutcome] = []
+    monitor = IntegrityMonitor(broken, interval_s=60, on_outcome=seen.append)
+    outcome = await monitor.run_once()
+    assert (outcome.status, outcome.error) == ("error", "ConnectionRefusedError: database away")
+    assert seen == [outcome]
+    assert monitor.last_result_json() == outcome.to_json()
+
+
+async def test_drift_is_counted_and_a_sample_kept() -> None:
+    async def drifting() -> CheckReport:
+        return Report(differences=tuple(f"run r{i}: status" for i in range(25)))
+
+    outcome = await IntegrityMonitor(drifting, interval_s=60).run_once()
+    assert (outcome.status, outcome.differences, len(outcome.sample)) == ("drift", 25, 10)
+
+
+async def test_interval_zero_never_runs_the_check() -> None:
+    async def never() -> CheckReport:
+        raise AssertionError("the check ran")
+
+    monitor = IntegrityMonitor(never, interval_s=0)
+    await monitor.run_forever()  # returns at once
+    assert monitor.last is None
