@@ -77,6 +77,7 @@ from .errors import (
     DuplicateEventIdError,
     EventStoreError,
     StoreClosedError,
+    StoreUnavailableError,
     WrongExpectedVersion,
 )
 from .pool import Connection
@@ -398,14 +399,19 @@ class GroupCommitter:
                 conn = await self._acquire()
             outcomes = await self._write_in_transaction(conn, batch)
         except Exception as err:  # noqa: BLE001 — every caller must hear about the failure
-            conn = await self._discard_if_broken(conn)
-            if len(batch) > 1:
+            conn = await self._discard_if_broken(conn, err)
+            if isinstance(err, StoreUnavailableError):
+                # The database is gone, not one request poisoned: everyone hears it at once
+                # (their events may or may not be committed; an idempotent retry settles it).
+                outcomes = [err] * len(batch)
+            elif len(batch) > 1:
                 # One request may have poisoned the batch (e.g. data the server refuses):
                 # write each alone so only the culprit fails.
                 for request in batch:
                     conn = await self._write(conn, [request])
                 return conn
-            outcomes = [_as_store_error(err, batch[0])]
+            else:
+                outcomes = [_as_store_error(err, batch[0])]
         for request, outcome in zip(batch, outcomes, strict=True):
             if request.future.done():  # the caller was cancelled; its events may be written
                 continue
@@ -433,10 +439,17 @@ class GroupCommitter:
         return conn
 
     async def _discard_if_broken(
-        self, conn: PoolConnectionProxy | None
+        self, conn: PoolConnectionProxy | None, err: Exception
     ) -> PoolConnectionProxy | None:
-        """After a failed batch: roll back and keep the connection, or give it up if it fails."""
+        """After a failed batch: roll back and keep the connection, or give it up if it fails.
+
+        A connection that failed as unavailable is given up at once: it may be out of step with
+        the protocol (cut mid-statement), and then every later statement on it fails too.
+        """
         if conn is None:
+            return None
+        if isinstance(err, StoreUnavailableError):
+            await self._give_up(conn)
             return None
         try:
             # A proxy whose connection died was taken back by the pool: both calls then raise

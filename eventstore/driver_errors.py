@@ -19,6 +19,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
+    # "cannot switch to state …; another operation is in progress": the connection was cut in
+    # the middle of a statement (the server went away) and is out of step with the protocol.
+    asyncpg.exceptions.InternalClientError,
     TimeoutError,
 )
 

@@ -1,0 +1,1 @@
+"""Reliability under faults and load (issue 7): each module is one scenario, with its figures."""
