@@ -12,8 +12,9 @@ from aiohttp import web
 from api.clock import Clock, system_clock
 from api.config import Config, mask_url
 from api.integrity import IntegrityMonitor
-from api.keys import CONFIG, INTEGRITY, POOL, PROJECTIONS, SERVICE, STORE
-from api.middleware import make_error_middleware
+from api.keys import CONFIG, INTEGRITY, METRICS, POOL, PROJECTIONS, SERVICE, STORE
+from api.metrics import Metrics
+from api.middleware import LOG_FIELDS, RequestObserver, make_error_middleware
 from api.routes import add_routes
 from api.service import RunService
 from eventstore import EventStore, create_pool
@@ -27,11 +28,13 @@ _log = logging.getLogger(__name__)
 
 def create_app(config: Config, *, clock: Clock = system_clock) -> web.Application:
     """The aiohttp application; nothing connects until it starts (cleanup contexts)."""
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[make_error_middleware(config.retry_after_s)],
+        middlewares=[make_error_middleware(config.retry_after_s, _request_observer(metrics))],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
+    app[METRICS] = metrics
     app.cleanup_ctx.append(_database(config, clock))
     app.cleanup_ctx.append(_projections(config))
     app.cleanup_ctx.append(_integrity(config))
@@ -51,7 +54,7 @@ def _database(
         store = EventStore(pool)
         app[POOL] = pool
         app[STORE] = store
-        app[SERVICE] = RunService(store, clock)
+        app[SERVICE] = RunService(store, clock, on_recorded=app[METRICS].note_recorded)
         try:
             yield
         finally:
@@ -76,7 +79,9 @@ def _projections(
             config.database_url, min_size=0, max_size=projection_pool_size(len(projections))
         )
         store = EventStore(pool)
-        supervisor = ProjectionSupervisor(pool, store, projections)
+        supervisor = ProjectionSupervisor(
+            pool, store, projections, on_batch=app[METRICS].note_batch
+        )
         app[PROJECTIONS] = supervisor
         if config.run_projections:
             supervisor.start()
@@ -97,7 +102,9 @@ def _integrity(
     async def integrity(app: web.Application) -> AsyncIterator[None]:
         """The background integrity check, on the request pool (one connection while it runs)."""
         monitor = IntegrityMonitor(
-            lambda: check(app[POOL], app[STORE]), interval_s=config.check_interval_s
+            lambda: check(app[POOL], app[STORE]),
+            interval_s=config.check_interval_s,
+            on_outcome=app[METRICS].note_check,
         )
         app[INTEGRITY] = monitor
         task = asyncio.create_task(monitor.run_forever(), name="integrity-check")
@@ -108,3 +115,18 @@ def _integrity(
             await asyncio.wait([task])
 
     return integrity
+
+
+def _request_observer(metrics: Metrics) -> RequestObserver:
+    """Counts each answer by route template (never the raw path: a series per run id would
+    grow without bound) and, for webhooks, by the outcome the handler noted."""
+
+    def observe(request: web.Request, status: int, seconds: float) -> None:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        outcome = request[LOG_FIELDS].get("outcome")
+        metrics.note_request(
+            method=request.method, route=route, status=status, seconds=seconds, outcome=outcome
+        )
+
+    return observe

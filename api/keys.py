@@ -9,6 +9,7 @@ from aiohttp import web
 
 from api.config import Config
 from api.integrity import IntegrityMonitor
+from api.metrics import Metrics
 from api.service import RunService
 from eventstore import EventStore
 from projections.supervisor import ProjectionSupervisor
@@ -20,3 +21,4 @@ SERVICE = web.AppKey("service", RunService)
 LOGGER = web.AppKey("logger", logging.Logger)
 PROJECTIONS = web.AppKey("projections", ProjectionSupervisor)
 INTEGRITY = web.AppKey("integrity", IntegrityMonitor)
+METRICS = web.AppKey("metrics", Metrics)

@@ -41,7 +41,11 @@ def masked_query(request: web.Request) -> str:
     )
 
 
-def make_error_middleware(retry_after_s: int) -> Any:
+RequestObserver = Callable[[web.Request, int, float], None]
+"""Hears of every answered request: the request, its status and its latency in seconds."""
+
+
+def make_error_middleware(retry_after_s: int, observe: RequestObserver | None = None) -> Any:
     @web.middleware
     async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("X-Request-Id", "")
@@ -51,6 +55,9 @@ def make_error_middleware(retry_after_s: int) -> Any:
         started = time.perf_counter()
         response = await _answer(request, handler, request_id, retry_after_s)
         response.headers["X-Request-Id"] = request_id
+        latency_s = time.perf_counter() - started
+        if observe is not None:
+            observe(request, response.status, latency_s)
         logged: dict[str, Any] = request[LOG_FIELDS]
         _log.info(
             "request",
@@ -60,7 +67,7 @@ def make_error_middleware(retry_after_s: int) -> Any:
                 "path": request.path,
                 "query": masked_query(request),
                 "status": response.status,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                "latency_ms": round(latency_s * 1000, 3),
                 **logged,
             },
         )

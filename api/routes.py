@@ -7,6 +7,7 @@ from aiohttp import web
 from api.handlers import (
     diagnostics,
     health,
+    metrics,
     openapi,
     reports,
     run_events,
@@ -33,6 +34,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/diagnostics/rejections", diagnostics.rejections),
             web.get("/diagnostics/dead-letters", diagnostics.dead_letters),
             web.get("/health", health.health),
+            web.get("/metrics", metrics.metrics),
             web.get("/openapi.json", openapi.openapi_document),
         ]
     )

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -62,6 +62,13 @@ _DEAD_LETTER_NAMESPACE = uuid.UUID("0b7f4f0e-2d55-5d7e-9a61-3c1c8c0b9d42")
 MAX_ATTEMPTS = 8
 DEFAULT_CACHED_RUNS = 20_000
 """Runs whose streams stay in memory between commands (a few kB each; see StreamCache)."""
+
+
+RecordedHook = Callable[[str, "RejectionReason | None"], None]
+
+
+def _ignore_recorded(event_type: str, reason: RejectionReason | None) -> None:
+    """The default `on_recorded`: nobody is counting."""
 
 
 class Outcome(StrEnum):
@@ -194,11 +201,19 @@ class RunService:
     """The three commands and the dead-letter record, on top of the event store."""
 
     def __init__(
-        self, store: EventStore, clock: Clock, *, cached_runs: int = DEFAULT_CACHED_RUNS
+        self,
+        store: EventStore,
+        clock: Clock,
+        *,
+        cached_runs: int = DEFAULT_CACHED_RUNS,
+        on_recorded: RecordedHook = _ignore_recorded,
     ) -> None:
-        """`cached_runs`: how many runs' streams are kept in memory between commands (0: none)."""
+        """`cached_runs`: how many runs' streams are kept in memory between commands (0: none);
+        `on_recorded(event_type, rejection_reason)` hears of every event this service appends
+        (a repeat appends none), for the metrics."""
         self._store = store
         self._clock = clock
+        self._on_recorded = on_recorded
         self._locks = RunLocks()
         self._streams = StreamCache(cached_runs)
 
@@ -208,7 +223,10 @@ class RunService:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     # The first attempt may trust the cache; a retry reads the stream again.
-                    return await self._execute_once(command, cached=attempt == 1)
+                    decision = await self._execute_once(command, cached=attempt == 1)
+                    if decision.outcome is not Outcome.DUPLICATE:
+                        self._on_recorded(decision.event_type, decision.reason)
+                    return decision
                 except WrongExpectedVersion:
                     if attempt == MAX_ATTEMPTS:
                         raise
@@ -311,6 +329,8 @@ class RunService:
             [NewEvent(event_id=event_id, type=DEAD_LETTER_TYPE, data=data)],
             expected_version=ANY,
         )
+        if not result.was_duplicate:
+            self._on_recorded(DEAD_LETTER_TYPE, None)
         return result.last_position
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -39,8 +39,11 @@ class ProjectionSupervisor:
         *,
         poll_interval: float = 0.05,
         runner_poll_interval: float = 1.0,
+        on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`on_batch(projection, events)` hears of each batch a runner here applied."""
         self._pool = pool
+        self._on_batch = on_batch
         self._advanced = asyncio.Event()
         self._poll_interval = poll_interval
         self.runners = [
@@ -55,6 +58,7 @@ class ProjectionSupervisor:
             for projection in projections
         ]
         self._tasks: list[asyncio.Task[None]] = []
+        self._by_name = {r.projection.name: r for r in self.runners}
 
     def start(self) -> None:
         self._tasks = [
@@ -75,6 +79,8 @@ class ProjectionSupervisor:
         self._tasks = []
 
     def _note_advance(self, name: str, position: int) -> None:
+        if self._on_batch is not None:
+            self._on_batch(name, self._by_name[name].last_batch_size)
         # Wake everyone waiting on this event; later waiters take the fresh one.
         self._advanced.set()
         self._advanced = asyncio.Event()

@@ -16,20 +16,29 @@ from api.handlers.common import json_response
 from api.keys import INTEGRITY, POOL, STORE
 from eventstore import StoreUnavailableError, translate_driver_errors
 from projections import checkpoints
-from projections.health import judge
+from projections.health import ProjectionHealth, judge
 from projections.registry import all_projections
+
+
+async def projection_health(app: web.Application) -> tuple[int, list[ProjectionHealth]]:
+    """The log head and each projection's position, lag and verdict, read from the database.
+
+    Raises StoreUnavailableError when the database is away.
+    """
+    head = await app[STORE].head_position()
+    async with translate_driver_errors(), app[POOL].acquire() as conn:
+        rows = await checkpoints.read_all(conn)
+    names = [p.name for p in all_projections()]
+    return head, judge(names, rows, head=head, now=datetime.now(UTC))
 
 
 async def health(request: web.Request) -> web.Response:
     app = request.app
     try:
-        head = await app[STORE].head_position()
-        async with translate_driver_errors(), app[POOL].acquire() as conn:
-            rows = await checkpoints.read_all(conn)
+        head, projections = await projection_health(app)
     except StoreUnavailableError:
         down = {"status": "degraded", "database": {"status": "unavailable"}}
         return json_response(down, status=503)
-    projections = judge([p.name for p in all_projections()], rows, head=head, now=datetime.now(UTC))
     check = app[INTEGRITY].last_result_json()
     degraded = any(p.problem for p in projections) or (check or {}).get("status") == "drift"
     body: dict[str, Any] = {

@@ -58,6 +58,9 @@ async def test_database_down_answers_503_with_retry_after_and_recovers_by_itself
     assert "asyncpg" not in str(body)
     health = await client.get("/health")
     assert (health.status, (await health.json())["status"]) == (503, "degraded")
+    metrics = await client.get("/metrics")  # still answers, and says the database is away
+    assert metrics.status == 200
+    assert "runledger_database_up 0.0" in await metrics.text()
     for query in ("/runs", f"/runs/{new_run_id()}", "/reports/clients"):
         answer = await client.get(query, headers=AUTH)
         assert (answer.status, answer.headers["Retry-After"]) == (503, "7"), query
