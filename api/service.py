@@ -6,22 +6,20 @@ so these functions are tested against a real database without HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import dataclasses
 import hashlib
 import logging
 import uuid
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from api.clock import Clock
+from api.run_locks import RunLocks
+from api.stream_cache import StreamCache
 from eventstore import (
     ANY,
     NO_STREAM,
@@ -32,7 +30,6 @@ from eventstore import (
     WrongExpectedVersion,
 )
 from statemachine import (
-    ApifyRunEvent,
     ApplyApifyWebhook,
     Command,
     Event,
@@ -97,38 +94,6 @@ class Decision:
         return {**self.state.to_record(), "version": self.version}
 
 
-class RunLocks:
-    """One asyncio lock per run id, held while a command is decided and appended.
-
-    Without it, 50 concurrent deliveries for one run would all read the same version and all
-    but one would conflict, retry, conflict again. An entry lives only while someone uses it.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _LockEntry] = {}
-
-    @asynccontextmanager
-    async def hold(self, run_id: str) -> AsyncIterator[None]:
-        entry = self._entries.setdefault(run_id, _LockEntry())
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._entries[run_id]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-@dataclass(slots=True)
-class _LockEntry:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 def fingerprint(value: Any) -> str:
     """A stable digest of a JSON value (keys sorted), naming a request that has no key."""
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -141,60 +106,6 @@ def command_event_id(command: Command) -> uuid.UUID:
     if isinstance(command, ApplyApifyWebhook):
         return delivery_event_id(command.delivery.delivery_key)
     return results_event_id(command.run_id, command.request_key)
-
-
-class StreamCache:
-    """The last run streams used, decoded, so that a command need not read its run again.
-
-    Only an optimisation: every append names the version the cached stream had, so a stream
-    another process wrote since fails with WrongExpectedVersion and is read again. Kept slim
-    (see `_slim`) and bounded: the least recently used run goes first.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._entries: OrderedDict[str, list[Event]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, run_id: str) -> list[Event] | None:
-        history = self._entries.get(run_id)
-        if history is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._entries.move_to_end(run_id)
-        return history
-
-    def put(self, run_id: str, history: list[Event]) -> None:
-        if self._capacity <= 0:
-            return
-        cached = self._entries.get(run_id)
-        if cached is not None and len(cached) == len(history) - 1:
-            cached.append(_slim(history[-1]))  # the usual case: one event more than before
-        else:
-            self._entries[run_id] = [_slim(event) for event in history]
-        self._entries.move_to_end(run_id)
-        while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
-
-    def forget(self, run_id: str) -> None:
-        self._entries.pop(run_id, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-def _slim(event: Event) -> Event:
-    """The event without the payload it keeps for the record (the whole Apify delivery, the
-    request as received): `decide` and `replay` read neither, and a cached run then costs
-    about a kilobyte an event instead of several (tests/api/test_stream_cache.py checks that
-    decisions from slim histories equal those from the log's)."""
-    if isinstance(event, ApifyRunEvent):
-        return dataclasses.replace(event, delivery={})
-    if isinstance(event, UpdateRejected):
-        return dataclasses.replace(event, received={})
-    return event
 
 
 class RunService:

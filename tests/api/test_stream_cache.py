@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api.service import Outcome, RunService, StreamCache, _slim
+from api.service import Outcome, RunService
+from api.stream_cache import StreamCache, slim
 from eventstore import EventStore
 from statemachine import Command, RejectionReason, decide, replay
 from tests.builders import history_of, kickoff, record_results, webhook
@@ -32,7 +33,7 @@ def test_decisions_from_slim_histories_equal_decisions_from_full_ones() -> None:
         webhook("run-resurrected", run_id=RUN),
         record_results(run_id=RUN),
     )
-    slim = [_slim(event) for event in history]
+    slimmed = [slim(event) for event in history]
     now = START + timedelta(hours=1)
     nexts: list[Command] = [
         kickoff(run_id=RUN),
@@ -42,10 +43,10 @@ def test_decisions_from_slim_histories_equal_decisions_from_full_ones() -> None:
         webhook("run-aborted", run_id=RUN, resurrect_count=0),
         record_results(run_id=RUN, request_key="results-key-2"),
     ]
-    assert replay(slim) == replay(history)
-    assert [e.event_id for e in slim] == [e.event_id for e in history]
+    assert replay(slimmed) == replay(history)
+    assert [e.event_id for e in slimmed] == [e.event_id for e in history]
     for command in nexts:
-        assert decide(slim, command, now=now) == decide(history, command, now=now)
+        assert decide(slimmed, command, now=now) == decide(history, command, now=now)
 
 
 async def test_a_run_written_by_another_process_is_read_again_not_decided_from_the_cache(
@@ -119,7 +120,7 @@ def test_the_cache_keeps_the_most_recently_used_runs_and_forgets_the_oldest() ->
     cache.put("run-c", histories["run-c"])
 
     assert cache.get("run-b") is None
-    assert cache.get("run-a") == [_slim(e) for e in histories["run-a"]]
+    assert cache.get("run-a") == [slim(e) for e in histories["run-a"]]
     assert len(cache) == 2
     cache.forget("run-a")
     assert cache.get("run-a") is None
