@@ -27,7 +27,8 @@ from api.demo import DemoError, DemoSettings, run_demo
 from api.logs import configure_logging
 from api.startup import database_url, migrate, serve
 from api.tokens import load_or_generate, read_kept
-from projections.errors import UnknownProjectionError
+from eventstore import EventStoreError
+from projections.errors import ProjectionError, UnknownProjectionError
 from projections.timeline import AsOf, InvalidAsOfError, parse_as_of
 
 _database_option = click.option(
@@ -255,11 +256,19 @@ def replay_command(
 @_database_option
 @_data_dir_option
 def check_command(as_json: bool, database_url: str | None, data_dir: Path) -> None:
-    """Replay every run from the log and compare it with the projections; exit 1 on drift."""
+    """Replay every run from the log and compare it with the projections.
+
+    Exit 0 when they agree, 1 on drift, 2 when the check could not finish.
+    """
     configure_logging(logging.WARNING)
     started = time.monotonic()
     with _database(database_url, data_dir) as dsn:
-        result = asyncio.run(replay_commands.run_check(dsn, Console(stderr=True)))
+        try:
+            result = asyncio.run(replay_commands.run_check(dsn, Console(stderr=True)))
+        except (EventStoreError, ProjectionError, OSError) as err:
+            # Exit 1 means drift: a check that could not finish must not look like one.
+            click.echo(f"the check could not finish: {err}", err=True)
+            sys.exit(2)
     if as_json:
         click.echo(orjson.dumps(result.to_json()).decode())
     else:

@@ -34,6 +34,7 @@ import orjson
 from eventstore import EventStore, RecordedEvent
 from eventstore.pool import Connection
 from projections import checkpoints
+from projections.errors import ProjectionRebuiltDuringCheckError
 from projections.rebuild import cyclic_gc_paused
 from projections.registry import all_projections
 from projections.run_records import state_from_row
@@ -60,6 +61,11 @@ _HEAD = "SELECT coalesce(max(position), 0) FROM events"
 _TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
 _RUN_RECORDS = "SELECT * FROM run_records"
 _MISSING_RECORDS_FOUND = "SELECT run_id FROM missing_records WHERE run_id = ANY($1::text[])"
+_COMPARED_TABLES = ("run_records", "missing_records")
+_TABLE_IDS = """
+SELECT relname, oid::int8 AS oid FROM pg_class
+ WHERE relname = ANY($1::text[]) AND relnamespace = 'public'::regnamespace ORDER BY relname
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -299,6 +305,7 @@ async def check(
     `progress(position, head)` after each page. `pause_gc`: pause the cyclic garbage collector
     while folding (faster; process-wide, so for a command of its own, not the server).
     """
+    tables_before = await _table_ids(pool)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         head = int(await conn.fetchval(_HEAD))
         marks = {c.name: c.position for c in await checkpoints.read_all(conn)}
@@ -321,6 +328,11 @@ async def check(
         differences += fold.differences
         differences += await _compare_run_records(conn, fold)
         differences += await _check_missing_records(conn, fold, marks, notes)
+    if await _table_ids(pool) != tables_before:
+        raise ProjectionRebuiltDuringCheckError(
+            "a projection was rebuilt while the check ran (its tables were swapped); run the "
+            "check again"
+        )
     return CheckResult(
         runs_checked=len(fold.runs) + len(fold.broken),
         events_read=fold.events,
@@ -329,6 +341,18 @@ async def check(
         differences=tuple(differences),
         notes=tuple(notes),
     )
+
+
+async def _table_ids(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    """The compared tables' identities, read outside the check's snapshot.
+
+    A rebuild swaps in new tables (another oid under the same name). Inside the check's
+    REPEATABLE READ transaction a swapped table is found by name but read with the old
+    snapshot, in which the new table's rows do not exist: every run would look missing. Taking
+    a lock instead would make the swap, and every query queued behind it, wait for the check.
+    """
+    rows = await pool.fetch(_TABLE_IDS, list(_COMPARED_TABLES))
+    return [(row["relname"], row["oid"]) for row in rows]
 
 
 async def _read_log(

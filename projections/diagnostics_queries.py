@@ -36,13 +36,18 @@ def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode()
 
 
+def _is_position(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeError, ValueError):
         text = ""
     digits = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
+    if not text.startswith(_CURSOR_PREFIX) or not _is_position(digits):
         raise InvalidCursorError("the cursor is not one this service handed out")
     return int(digits)
 

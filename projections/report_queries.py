@@ -61,7 +61,15 @@ async def _rows(
 
 def whole_months(start: date | None, end: date | None) -> tuple[date | None, date | None] | None:
     """The first and last month (their first days) lying wholly in [start, end], None meaning
-    unbounded on that side; None when no month does."""
+    unbounded on that side; None when no month does (or at the calendar's very ends, where
+    the month arithmetic would leave year 1..9999: the days alone then answer, as correctly)."""
+    try:
+        return _whole_months(start, end)
+    except OverflowError:
+        return None
+
+
+def _whole_months(start: date | None, end: date | None) -> tuple[date | None, date | None] | None:
     first = start if start is None or start.day == 1 else _next_month(start)
     if end is None:
         last = None

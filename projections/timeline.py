@@ -66,7 +66,7 @@ class AsOf:
 def parse_as_of(text: str) -> AsOf:
     """`42` (a position) or `2026-03-14T09:00:05+00:00` (a time with its zone)."""
     given = text.strip()
-    if given.isdigit():
+    if given.isascii() and given.isdigit():  # isdigit() alone accepts "²", which int() refuses
         if len(given) > 18:
             raise InvalidAsOfError(f"as_of position {given} is out of range")
         return AsOf(position=int(given))

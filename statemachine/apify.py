@@ -248,7 +248,9 @@ def _count(container: JsonObject, key: str, problems: dict[str, str]) -> int:
 
 
 def _moment(text: str | None, field: str, problems: dict[str, str]) -> datetime | None:
-    """Parse an ISO 8601 time; one without a zone is taken as UTC (Apify always sends `Z`)."""
+    """Parse an ISO 8601 time, kept in UTC; one without a zone is taken as UTC (Apify always
+    sends `Z`). Other offsets are converted: an offset with seconds (`+05:30:15`, which Python
+    reads) would otherwise lose its seconds in JSON and the projections would drift."""
     if text is None:
         return None
     try:
@@ -256,4 +258,4 @@ def _moment(text: str | None, field: str, problems: dict[str, str]) -> datetime 
     except ValueError:
         problems[field] = "an ISO 8601 date and time"
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from aiohttp import web
 
 from api.auth import require_api_token
@@ -18,22 +15,15 @@ from eventstore import EventStore
 from projections.event_queries import read_run_events
 
 
-async def _wait_for_log(store: EventStore, position: int, within_s: float) -> bool:
-    """True once the log holds `position` (or a later one: positions may have gaps).
+async def _log_holds(store: EventStore, position: int) -> bool:
+    """Whether the log has reached `position` (positions may have gaps).
 
-    A position that a command answered is committed already, so this returns at once in
-    practice; only a position from elsewhere makes it follow the log, for at most `within_s`.
+    No waiting: a position that a command answered was committed before the answer, and the
+    log is read directly here, so it is never behind its own commits. A position beyond the
+    head came from nowhere the service handed out; following the log for it would hold a
+    pooled connection per request (a LISTEN) that commands need.
     """
-    if await store.head_position() >= position:
-        return True
-    pages = store.subscribe(after_position=position - 1, page_size=1)
-    try:
-        async with asyncio.timeout(within_s), contextlib.aclosing(aiter(pages)) as following:
-            async for _ in following:
-                return True
-    except TimeoutError:
-        return False
-    return False
+    return await store.head_position() >= position
 
 
 async def run_events(request: web.Request) -> web.Response:
@@ -43,9 +33,7 @@ async def run_events(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     if not valid_id(run_id):
         raise Invalid("the run id is not valid", details={"run_id": ID_RULE})
-    if position is not None and not await _wait_for_log(
-        store, position, config.min_position_wait_s
-    ):
+    if position is not None and not await _log_holds(store, position):
         raise Unavailable(
             f"the log has not reached position {position} yet; retry shortly",
             code="projection_behind",

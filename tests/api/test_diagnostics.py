@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -98,6 +99,23 @@ async def test_run_events_of_a_run_with_only_orphan_updates_are_served(client: C
 async def test_run_events_of_an_unknown_run_answer_404(client: Client) -> None:
     status, body = await get(client, f"/runs/{new_run_id()}/events")
     assert (status, body["error"]["code"]) == (404, "run_not_found")
+
+
+async def test_run_events_beyond_the_log_head_answer_503_at_once_holding_no_connection(
+    client: Client,
+) -> None:
+    # A position beyond the head was handed out by nobody: answered at once, and twelve such
+    # requests at a time (more than the pool's ten connections) leave commands unhindered.
+    beyond = {"min_position": "999999"}
+    answers = await asyncio.gather(
+        *(
+            client.get(f"/runs/{new_run_id()}/events", params=beyond, headers=AUTH)
+            for _ in range(12)
+        ),
+        client.post("/runs", json={"run_id": new_run_id(), "client_id": "acme"}, headers=AUTH),
+    )
+    assert [a.status for a in answers] == [503] * 12 + [201]
+    assert answers[0].headers["Retry-After"]
 
 
 async def test_run_events_of_an_invalid_run_id_answer_422(client: Client) -> None:

@@ -721,3 +721,27 @@ async def test_database_unavailable_answers_503_with_retry_after_and_no_driver_d
     assert orjson.loads(text)["error"]["code"] == "database_unavailable"
     assert_no_trace_or_sql(text)
     assert "InterfaceError" not in text
+
+
+@pytest.mark.parametrize("query", ["to=9999-12-31", "from=9999-12-02", "to=0001-01-15"])
+async def test_report_dates_at_the_ends_of_the_calendar_answer_200_not_500(
+    client: Client, query: str
+) -> None:
+    answer = await client.get(f"/reports/clients?{query}", headers=AUTH)
+    assert answer.status == 200, await answer.text()
+
+
+@pytest.mark.parametrize(
+    "path", ["/diagnostics/rejections", "/diagnostics/missing-records", "/diagnostics/dead-letters"]
+)
+async def test_a_cursor_holding_a_non_ascii_digit_answers_422_not_500(
+    client: Client, path: str
+) -> None:
+    cursor = base64.urlsafe_b64encode("p:²".encode()).decode()
+    answer = await client.get(path, params={"cursor": cursor}, headers=AUTH)
+    assert answer.status == 422, await answer.text()
+
+
+async def test_an_as_of_holding_a_non_ascii_digit_answers_422_not_500(client: Client) -> None:
+    answer = await client.get("/runs/some-run/timeline", params={"as_of": "²"}, headers=AUTH)
+    assert answer.status == 422, await answer.text()

@@ -137,3 +137,10 @@ async def test_check_json_is_the_structured_result(
     assert body["differences"] == [
         {"run_id": run_id, "field": "version", "log": "9", "projection": "99"}
     ]
+
+
+async def test_check_that_cannot_reach_the_database_exits_2_not_1() -> None:
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    result = await runledger("check", "--database-url", "postgresql://postgres@127.0.0.1:1/x")
+    assert result.exit_code == 2, result.output
+    assert "the check could not finish" in result.stderr

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 
 import asyncpg
 import pytest
 
-from eventstore import EventStore
+from eventstore import EventStore, RecordedEvent
 from projections.check import Difference, check
+from projections.errors import ProjectionRebuiltDuringCheckError
 from projections.rebuild import rebuild
 from projections.registry import all_projections
+from projections.run_records import RunRecordsProjection
 from statemachine import RunCreated
 from tests.builders import kickoff, new_run_id, webhook
 
@@ -191,3 +194,32 @@ async def test_orphan_streams_are_checked_against_missing_records_when_it_exists
             projection="no missing_records row",
         ),
     )
+
+
+class _GatedStore(EventStore):
+    """A real store whose first log read waits for a gate: the check's snapshot exists then."""
+
+    def __init__(self, pool: asyncpg.Pool, gate: asyncio.Event, reached: asyncio.Event) -> None:
+        super().__init__(pool)
+        self._gate, self._reached = gate, reached
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        self._reached.set()
+        await self._gate.wait()
+        return await super().read_all(after_position=after_position, limit=limit)
+
+
+async def test_a_rebuild_swapping_tables_during_the_check_is_an_error_not_drift(
+    pool: asyncpg.Pool, store: EventStore
+) -> None:
+    await consistent_log(pool, store)
+    gate, reached = asyncio.Event(), asyncio.Event()
+    gated = _GatedStore(pool, gate, reached)
+    checking = asyncio.create_task(check(pool, gated))
+    await reached.wait()  # the check's REPEATABLE READ snapshot is taken
+    await rebuild(pool, store, RunRecordsProjection())  # documented as safe while serving
+    gate.set()
+    with pytest.raises(ProjectionRebuiltDuringCheckError):
+        await checking
+    await gated.aclose()
+    assert (await check(pool, store)).ok  # run again: it agrees

@@ -187,3 +187,18 @@ def test_created_at_is_required_only_without_a_dispatch_id() -> None:
 
     assert _parse(body, headers).created_at is None
     assert list(_refusal(body).details) == ["createdAt"]
+
+
+def test_times_with_any_offset_are_kept_in_utc_even_an_offset_with_seconds() -> None:
+    body, headers = apify_payload("run-succeeded")
+    body["resource"]["startedAt"] = "2026-03-14T09:00:00+05:30:15"  # fromisoformat reads it
+    body["resource"]["finishedAt"] = "2026-03-14T04:00:00-01:00"
+
+    delivery = _parse(body, headers)
+
+    # JSON would keep "+05:30" of the first and lose 15 s: the projections would then drift
+    # from a replay. In UTC the instant survives every round trip.
+    assert delivery.started_at == datetime(2026, 3, 14, 3, 29, 45, tzinfo=UTC)
+    assert delivery.finished_at == datetime(2026, 3, 14, 5, 0, tzinfo=UTC)
+    assert delivery.started_at is not None
+    assert delivery.started_at.tzinfo is UTC
