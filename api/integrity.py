@@ -20,6 +20,16 @@ _SAMPLE = 10
 """How many differences /health shows; the CLI shows them all."""
 
 
+class DifferenceFound(Protocol):
+    """One difference of a check (projections.check.Difference): what /health may name."""
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def field(self) -> str: ...
+
+
 class CheckReport(Protocol):
     """What a check returns (projections.check.CheckResult)."""
 
@@ -30,7 +40,7 @@ class CheckReport(Protocol):
     def events_read(self) -> int: ...
 
     @property
-    def differences(self) -> Sequence[object]: ...
+    def differences(self) -> Sequence[DifferenceFound]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,7 +68,8 @@ class CheckOutcome:
             "events_read": self.events_read,
             "differences": self.differences,
             "sample": list(self.sample),
-            "error": self.error,
+            # The type only: /health needs no token; the whole text is in the log line.
+            "error": None if self.error is None else self.error.split(":", 1)[0],
         }
 
 
@@ -98,7 +109,11 @@ class IntegrityMonitor:
                 runs_checked=report.runs_checked,
                 events_read=report.events_read,
                 differences=len(report.differences),
-                sample=tuple(str(d) for d in report.differences[:_SAMPLE]),
+                # Which run and field only: /health needs no token, and the values (a run's
+                # input, its client's data) are for `runledger check` and the logs.
+                sample=tuple(
+                    f"{d.run_id or 'log'}: {d.field}" for d in report.differences[:_SAMPLE]
+                ),
             )
             if outcome.differences:
                 _log.error("integrity check found drift", extra=outcome.to_json())

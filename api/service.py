@@ -170,6 +170,12 @@ class RunService:
         recorded = len(history)
         events = decide(history, command, now=self._clock())
         if not events:
+            if known is not None and await self._store.stream_version(stream) != recorded:
+                # A repeat appends nothing, so no expected version would catch a cached
+                # history that another process has moved on: its answer (the run record)
+                # would be stale. Repeats are rare; read the run again.
+                self._streams.forget(command.run_id)
+                return await self._execute_once(command, cached=False)
             # Histories only grow: an event id seen in a cached one is in the log.
             return await self._repeat(command, history, recorded)
         [event] = events  # every command yields exactly one event, or none for a repeat

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from .errors import StoreUnavailableError
+from .errors import EventStoreError, StoreUnavailableError
 
 # Errors that mean "the database is not there right now", as opposed to a refused statement.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -26,10 +26,19 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# An argument refused, by the driver before sending it ("invalid input for query argument",
+# asyncpg's own DataError, an InterfaceError by class and so to be told apart from the
+# connection failures above) or by the server (SQLSTATE class 22, data exception).
+_ARGUMENT_REFUSED = (asyncpg.exceptions._base.DataError, asyncpg.exceptions.DataError)
+
+
 @asynccontextmanager
 async def translate_driver_errors() -> AsyncIterator[None]:
     """Turn the driver's "database unavailable" errors into StoreUnavailableError."""
     try:
         yield
+    except _ARGUMENT_REFUSED as err:
+        # Our input, not the database's absence: never a 503, nor a connection given up.
+        raise EventStoreError(f"the driver refused an argument: {err}") from err
     except _UNAVAILABLE as err:
         raise StoreUnavailableError(f"the database is unavailable: {type(err).__name__}") from err

@@ -40,7 +40,9 @@ class ProjectionHealth:
             "heartbeat_age_s": _rounded(self.heartbeat_age_s),
             "idle_s": _rounded(self.idle_s),
             "runner": self.runner,
-            "last_error": self.last_error,
+            # The exception's type only: /health needs no token, and a database error's text
+            # can carry SQL and values (the whole text is in `runledger projections status`).
+            "last_error": None if self.last_error is None else self.last_error.split(":", 1)[0],
             "failing_position": self.failing_position,
             "problem": self.problem,
         }

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api.handlers.common import json_response
-from api.keys import INTEGRITY, POOL, STORE
+from api.keys import CONFIG, INTEGRITY, POOL, STORE
 from eventstore import StoreUnavailableError, translate_driver_errors
 from projections import checkpoints
 from projections.health import ProjectionHealth, judge
@@ -38,7 +38,7 @@ async def health(request: web.Request) -> web.Response:
         head, projections = await projection_health(app)
     except StoreUnavailableError:
         down = {"status": "degraded", "database": {"status": "unavailable"}}
-        return json_response(down, status=503)
+        return _retry_later(json_response(down, status=503), app)
     check = app[INTEGRITY].last_result_json()
     degraded = any(p.problem for p in projections) or (check or {}).get("status") == "drift"
     body: dict[str, Any] = {
@@ -47,4 +47,12 @@ async def health(request: web.Request) -> web.Response:
         "projections": [p.to_json() for p in projections],
         "check": check,
     }
-    return json_response(body, status=503 if degraded else 200)
+    if degraded:
+        return _retry_later(json_response(body, status=503), app)
+    return json_response(body)
+
+
+def _retry_later(response: web.Response, app: web.Application) -> web.Response:
+    """Every 503 says when to ask again (API.md), as the error middleware's do."""
+    response.headers["Retry-After"] = str(app[CONFIG].retry_after_s)
+    return response

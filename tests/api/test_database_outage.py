@@ -58,6 +58,7 @@ async def test_database_down_answers_503_with_retry_after_and_recovers_by_itself
     assert "asyncpg" not in str(body)
     health = await client.get("/health")
     assert (health.status, (await health.json())["status"]) == (503, "degraded")
+    assert health.headers["Retry-After"] == "7"
     metrics = await client.get("/metrics")  # still answers, and says the database is away
     assert metrics.status == 200
     assert "runledger_database_up 0.0" in await metrics.text()

@@ -57,6 +57,7 @@ async def test_health_is_degraded_when_a_projection_is_failing(
     [run_records] = [p for p in body["projections"] if p["name"] == "run_records"]
     assert (run_records["status"], run_records["lag"]) == ("stuck", position)
     assert run_records["problem"] == f"failing at position {position}"
+    assert answer.headers["Retry-After"]
 
 
 async def test_health_reports_the_check_and_is_degraded_when_it_found_drift(

@@ -130,3 +130,18 @@ def test_a_cache_of_size_zero_keeps_nothing() -> None:
     cache = StreamCache(0)
     cache.put("run-a", history_of(kickoff(run_id="run-a")))
     assert cache.get("run-a") is None
+
+
+async def test_a_repeat_answers_the_current_record_when_another_process_moved_the_run_on(
+    store: EventStore,
+) -> None:
+    here, elsewhere = RunService(store, SteppingClock()), RunService(store, SteppingClock())
+    await here.execute(kickoff(run_id=RUN))  # cached here at version 1
+    await elsewhere.execute(webhook("run-created", run_id=RUN))
+    await elsewhere.execute(webhook("run-succeeded", run_id=RUN))
+
+    again = await here.execute(kickoff(run_id=RUN))
+    fresh = await RunService(store, SteppingClock(), cached_runs=0).execute(kickoff(run_id=RUN))
+
+    assert again.outcome is fresh.outcome is Outcome.DUPLICATE
+    assert (again.version, again.record()) == (fresh.version, fresh.record())

@@ -27,7 +27,9 @@ async def _wait_until_a_writer_waits_for_the_ordering_lock(conn: asyncpg.Connect
         waiting = 0
         while not waiting:  # each query yields to the event loop, so the writer can progress
             waiting = await conn.fetchval(
+                # pg_locks is cluster-wide: only this test's database counts.
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
 
 

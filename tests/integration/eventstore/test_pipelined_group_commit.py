@@ -27,7 +27,13 @@ from eventstore.pool import connect
 
 from .builders import new_event, stream_name
 
-_WAITING_PIDS = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted ORDER BY pid"
+# pg_locks is cluster-wide: only this test's database counts (other suites may share the server).
+_WAITING_PIDS = """
+SELECT pid FROM pg_locks
+ WHERE locktype = 'advisory' AND NOT granted
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY pid
+"""
 
 
 async def _wait_for_lock_waiters(observer: asyncpg.Connection, count: int) -> list[int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from eventstore import ANY, NO_STREAM, EventStore
+import pytest
+
+from eventstore import ANY, NO_STREAM, EventStore, EventStoreError, StoreUnavailableError
 
 from .builders import new_event, new_events, stream_name
 
@@ -69,3 +71,12 @@ async def test_find_events_by_id(store: EventStore) -> None:
     await store.append(stream_name(), events, expected_version=ANY)
     found = await store.find_events([events[2].event_id, new_event().event_id])
     assert [e.event_id for e in found] == [events[2].event_id]
+
+
+async def test_an_argument_the_driver_refuses_is_a_store_error_not_unavailability(
+    store: EventStore,
+) -> None:
+    with pytest.raises(EventStoreError) as caught:
+        await store.read_stream(12345)  # type: ignore[arg-type]  # a caller's bug, on purpose
+    assert not isinstance(caught.value, StoreUnavailableError)
+    assert await store.head_position() == 0  # the pool is fine afterwards
