@@ -55,6 +55,11 @@ _MIN_POSITION = _query(
 _LIMIT = _query(
     "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"
 )
+_DEAD_LETTER_LIMIT = _query(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
+    "page size (small: each dead letter holds a whole body of up to the body limit)",
+)
 _CURSOR = _query("cursor", {"type": "string", "minLength": 1}, "the previous page's `next_cursor`")
 _RUN_ID_PATH = {"name": "run_id", "in": "path", "required": True, "schema": ID}
 _UNAVAILABLE = {
@@ -171,7 +176,7 @@ def _diagnostics_paths() -> dict[str, Any]:
             "Authenticated deliveries that could not be understood, kept whole, newest first",
             [
                 _query("reason", {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, "error code"),
-                _LIMIT,
+                _DEAD_LETTER_LIMIT,
                 _CURSOR,
                 _MIN_POSITION,
             ],

@@ -23,8 +23,8 @@ _ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 _BOOLEANS = {"true": True, "false": False}
 
 
-def _limit(request: web.Request) -> int:
-    return int_param(request, "limit", minimum=1, maximum=1000) or 100
+def _limit(request: web.Request, *, maximum: int = 1000, default: int = 100) -> int:
+    return int_param(request, "limit", minimum=1, maximum=maximum) or default
 
 
 def _cursor(request: web.Request) -> str | None:
@@ -82,7 +82,9 @@ async def dead_letters(request: web.Request) -> web.Response:
     reason = request.query.get("reason")
     if reason is not None and not _ERROR_CODE.fullmatch(reason):
         raise Invalid("reason is not an error code", details={"reason": "a snake_case code"})
-    limit, cursor = _limit(request), _cursor(request)
+    # Each dead letter holds a whole body (up to the body limit): a page stays small enough
+    # to hold in memory whatever was sent.
+    limit, cursor = _limit(request, maximum=50, default=20), _cursor(request)
     return await _list(
         request,
         lambda conn: diagnostics_queries.list_dead_letters(

@@ -13,6 +13,7 @@ from api.handlers.common import json_response, missing_run_record, note
 from api.keys import CONFIG, SERVICE
 from api.service import Outcome, RunService
 from api.validation import find_nul, may_hold_nul
+from eventstore import DuplicateEventIdError
 from statemachine import (
     ApplyApifyWebhook,
     IgnoredDelivery,
@@ -46,7 +47,21 @@ async def apify_webhook(request: web.Request) -> web.Response:
         note(request, outcome="ignored", event_type=delivery.event_type)
         return json_response({"outcome": "ignored", "event_type": delivery.event_type})
     note(request, run_id=delivery.run_id, event_type=delivery.event_type)
-    decision = await service.execute(ApplyApifyWebhook(run_id=delivery.run_id, delivery=delivery))
+    try:
+        decision = await service.execute(
+            ApplyApifyWebhook(run_id=delivery.run_id, delivery=delivery)
+        )
+    except DuplicateEventIdError:
+        # Its dispatch id was stored already, for another run: Apify never reuses one, so
+        # this delivery is not what it claims. Kept whole like anything not understood.
+        refused = Invalid(
+            "the delivery's X-Apify-Webhook-Dispatch-Id was already used for another run",
+            details={"X-Apify-Webhook-Dispatch-Id": "already used for another run"},
+            code="dispatch_id_reused",
+        )
+        await _dead_letter(service, refused, raw, body, headers)
+        note(request, outcome="dead_letter")
+        raise refused from None
     note(request, outcome=decision.outcome.value, position=decision.position)
     if decision.reason is RejectionReason.MISSING_RUN_RECORD:
         return missing_run_record(decision, "the delivery")
@@ -82,13 +97,13 @@ async def _dead_letter(
     body: Any,
     headers: dict[str, str],
 ) -> None:
-    parsed = body if isinstance(err, InvalidDelivery) else None
+    # `body` is None when it could not be parsed; one jsonb cannot hold is kept as base64.
     await service.dead_letter(
         reason=err.code,
         message=err.message,
         details=err.details,
         body=raw,
-        parsed=parsed,
+        parsed=body,
         headers=headers,
     )
 

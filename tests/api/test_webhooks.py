@@ -277,3 +277,20 @@ async def test_shuffled_duplicated_storm_ends_with_one_final_event_per_run(
     assert sorted(r["stream_id"] for r in finals_seen) == sorted(f"run-{r}" for r in runs)
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys))  # each delivery had exactly one outcome
+
+
+async def test_dispatch_id_reused_for_another_run_answers_422_and_is_dead_lettered(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    first, second = new_run_id(), new_run_id()
+    await kickoff(client, first)
+    await kickoff(client, second)
+    assert (await deliver(client, delivery("ACTOR.RUN.SUCCEEDED", first, dispatch_id="d-1")))[
+        0
+    ] == 202
+    sent = delivery("ACTOR.RUN.SUCCEEDED", second, dispatch_id="d-1")
+    status, answer = await deliver(client, sent)
+    assert (status, answer["error"]["code"]) == (422, "dispatch_id_reused")
+    assert await _types(pool, f"run-{second}") == ["RunCreated"]  # nothing applied to it
+    [kept] = await pool.fetch("SELECT data FROM events WHERE stream_id = 'dead-letters'")
+    assert kept["data"]["body"] == sent["body"]  # kept whole
