@@ -10,7 +10,7 @@ A projection that lags but moves is merely behind, which load makes normal: not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,12 +58,20 @@ def judge(
     *,
     head: int,
     now: datetime,
+    waiting_since: Mapping[int, datetime] | None = None,
     heartbeat_stale_s: float = 30.0,
     stuck_after_s: float = 60.0,
 ) -> list[ProjectionHealth]:
-    """The health of each named projection, given its checkpoint row (if any) and the log head."""
+    """The health of each named projection, given its checkpoint row (if any) and the log head.
+
+    `waiting_since[position]`: when the first event after `position` was recorded. A
+    projection is "not advancing" only when that event has waited `stuck_after_s` too: after
+    a quiet hour, the first new event is not a projection stuck for an hour.
+    """
     by_name = {row.name: row for row in rows}
-    return [_judge_one(name, by_name.get(name), head, now, heartbeat_stale_s, stuck_after_s)
+    waiting = waiting_since or {}
+    return [_judge_one(name, by_name.get(name), head, now, waiting, heartbeat_stale_s,
+                       stuck_after_s)
             for name in names]  # fmt: skip
 
 
@@ -72,6 +80,7 @@ def _judge_one(
     row: Checkpoint | None,
     head: int,
     now: datetime,
+    waiting_since: Mapping[int, datetime],
     heartbeat_stale_s: float,
     stuck_after_s: float,
 ) -> ProjectionHealth:
@@ -84,13 +93,15 @@ def _judge_one(
     lag = max(head - row.position, 0)
     heartbeat_age = (now - row.heartbeat_at).total_seconds()
     idle = (now - row.updated_at).total_seconds()
+    first_waiting = waiting_since.get(row.position)
+    stalled = idle if first_waiting is None else min(idle, (now - first_waiting).total_seconds())
     problem = None
     if row.last_error is not None:
         problem = f"failing at position {row.failing_position}"
     elif lag and heartbeat_age > heartbeat_stale_s:
         problem = f"no runner: last heartbeat {heartbeat_age:.0f}s ago"
-    elif lag and idle > stuck_after_s:
-        problem = f"not advancing: {lag} events behind for {idle:.0f}s"
+    elif lag and stalled > stuck_after_s:
+        problem = f"not advancing: {lag} events behind for {stalled:.0f}s"
     return ProjectionHealth(
         name=name, position=row.position, lag=lag, heartbeat_age_s=heartbeat_age, idle_s=idle,
         runner=row.runner, last_error=row.last_error, failing_position=row.failing_position,

@@ -25,11 +25,16 @@ async def projection_health(app: web.Application) -> tuple[int, list[ProjectionH
 
     Raises StoreUnavailableError when the database is away.
     """
-    head = await app[STORE].head_position()
+    store = app[STORE]
+    head = await store.head_position()
     async with translate_driver_errors(), app[POOL].acquire() as conn:
         rows = await checkpoints.read_all(conn)
+    waiting_since = {}
+    for position in {row.position for row in rows if row.position < head}:
+        [first] = await store.read_all(after_position=position, limit=1)
+        waiting_since[position] = first.recorded_at
     names = [p.name for p in all_projections()]
-    return head, judge(names, rows, head=head, now=datetime.now(UTC))
+    return head, judge(names, rows, head=head, now=datetime.now(UTC), waiting_since=waiting_since)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -56,3 +56,17 @@ def test_projection_is_stuck_when_it_lags_and_its_position_does_not_move() -> No
 def test_projection_never_started_is_stuck_only_once_the_log_has_events() -> None:
     assert problem_of(None, head=0) is None
     assert problem_of(None, head=3) == "never started"
+
+
+def test_first_event_after_a_quiet_hour_is_not_a_projection_stuck_for_an_hour() -> None:
+    row = checkpoint(position=10, idle_s=3600)
+    just_now = {10: NOW - timedelta(seconds=2)}
+    [health] = judge(["run_records"], [row], head=11, now=NOW, waiting_since=just_now)
+    assert health.problem is None
+
+
+def test_an_event_waiting_long_after_a_quiet_hour_is_stuck() -> None:
+    row = checkpoint(position=10, idle_s=3600)
+    long_ago = {10: NOW - timedelta(seconds=90)}
+    [health] = judge(["run_records"], [row], head=11, now=NOW, waiting_since=long_ago)
+    assert health.problem == "not advancing: 1 events behind for 90s"
