@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from api.errors import BodyTooLarge, NotJson, RequestTimeout, UnreadableJson
+from api.errors import BodyTooLarge, ClientGone, NotJson, RequestTimeout, UnreadableJson
 
 BODY_READ_TIMEOUT_S = 10.0
 """A body that trickles in slower than this (slow-loris style) is refused."""
@@ -47,6 +47,8 @@ async def read_body(request: web.Request, limit: int) -> bytes:
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestTimeout("the body was not received in time") from None
+    except OSError:  # ConnectionResetError: the client left mid-body (not the database)
+        raise ClientGone("the client closed the connection before sending the whole body") from None
     return b"".join(chunks)
 
 

@@ -48,6 +48,13 @@ class RequestTimeout(ApiError):  # noqa: N818
     status, code = 408, "request_timeout"
 
 
+class ClientGone(ApiError):  # noqa: N818
+    """The client closed the connection before its body arrived: nobody reads the answer, but
+    the access log and the metrics say what happened (nginx's 499), not a database outage."""
+
+    status, code = 499, "client_closed_request"
+
+
 class BodyTooLarge(ApiError):  # noqa: N818
     status, code = 413, "body_too_large"
 

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from api.errors import ApiError
+from api.service import RunContendedError
 from eventstore import StoreUnavailableError, translate_driver_errors
 
 _log = logging.getLogger("runledger.access")
@@ -91,6 +92,14 @@ async def _answer(
         body = error_body("database_unavailable", "the database is unavailable; retry later")
         return web.json_response(
             body, status=503, headers={"Retry-After": str(retry_after_s)}, dumps=_dumps
+        )
+    except RunContendedError as err:
+        # Nothing was recorded and a retry will do: a 503 (Apify and clients retry), not a 500.
+        return web.json_response(
+            error_body("run_contended", str(err)),
+            status=503,
+            headers={"Retry-After": "1"},
+            dumps=_dumps,
         )
     except web.HTTPException as err:  # routing: 404, 405, and aiohttp's own 413
         if err.status < 400:

@@ -6,9 +6,11 @@ so these functions are tested against a real database without HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
+import random
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ _DEAD_LETTER_NAMESPACE = uuid.UUID("0b7f4f0e-2d55-5d7e-9a61-3c1c8c0b9d42")
 
 # Commands on one run are serialised inside the process (see RunLocks), so conflicts come only
 # from other processes; a few retries absorb them.
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 DEFAULT_CACHED_RUNS = 20_000
 """Runs whose streams stay in memory between commands (a few kB each; see StreamCache)."""
 
@@ -66,6 +68,15 @@ RecordedHook = Callable[[str, "RejectionReason | None"], None]
 
 def _ignore_recorded(event_type: str, reason: RejectionReason | None) -> None:
     """The default `on_recorded`: nobody is counting."""
+
+
+class RunContendedError(Exception):
+    """Other processes wrote the run at every attempt: nothing was recorded, try again."""
+
+
+def _retry_pause_s(attempt: int) -> float:
+    """Full jitter over a doubling ceiling (1 ms, 2 ms, … capped at 50 ms): spreads retries."""
+    return random.uniform(0, min(0.001 * 2 ** (attempt - 1), 0.05))  # noqa: S311 — not a secret
 
 
 class Outcome(StrEnum):
@@ -140,12 +151,18 @@ class RunService:
                     return decision
                 except WrongExpectedVersion:
                     if attempt == MAX_ATTEMPTS:
-                        raise
+                        raise RunContendedError(
+                            f"run {command.run_id} kept changing in another process while this "
+                            f"command was decided ({MAX_ATTEMPTS} attempts); retry shortly"
+                        ) from None
                     if attempt > 1 or not isinstance(command, KickoffRun):  # see above
                         _log.info(
                             "run changed while deciding; retrying",
                             extra={"run_id": command.run_id, "attempt": attempt},
                         )
+                        # Two processes taking turns on one run would otherwise collide again
+                        # and again in lockstep: a random, growing pause lets one slip through.
+                        await asyncio.sleep(_retry_pause_s(attempt))
                 except BaseException:
                     # The append may have been written or not (a lost connection, a timeout,
                     # a cancellation): forget the run, the next command reads it afresh.

@@ -3,11 +3,15 @@ and a run another process wrote meanwhile is read again, never decided from a st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from api.service import Outcome, RunService
+import asyncpg
+import pytest
+
+from api.service import MAX_ATTEMPTS, Outcome, RunContendedError, RunService
 from api.stream_cache import StreamCache, slim
-from eventstore import EventStore
+from eventstore import AppendResult, EventStore, ExpectedVersion, NewEvent
 from statemachine import Command, RejectionReason, decide, replay
 from tests.builders import history_of, kickoff, record_results, webhook
 
@@ -145,3 +149,34 @@ async def test_a_repeat_answers_the_current_record_when_another_process_moved_th
 
     assert again.outcome is fresh.outcome is Outcome.DUPLICATE
     assert (again.version, again.record()) == (fresh.version, fresh.record())
+
+
+class _ContendedStore(EventStore):
+    """The real store, but before each append to the run another process writes it first."""
+
+    def __init__(self, pool: asyncpg.Pool, elsewhere: RunService) -> None:
+        super().__init__(pool)
+        self._elsewhere = elsewhere
+        self.writes = 0
+
+    async def append(
+        self, stream_id: str, events: Sequence[NewEvent], *, expected_version: ExpectedVersion
+    ) -> AppendResult:
+        if stream_id == f"run-{RUN}":
+            self.writes += 1
+            await self._elsewhere.execute(record_results(run_id=RUN, request_key=f"k{self.writes}"))
+        return await super().append(stream_id, events, expected_version=expected_version)
+
+
+async def test_a_run_that_changes_at_every_attempt_is_contended_not_a_crash(
+    pool: asyncpg.Pool, store: EventStore
+) -> None:
+    elsewhere = RunService(store, SteppingClock())
+    await elsewhere.execute(kickoff(run_id=RUN))
+    async with _ContendedStore(pool, elsewhere) as contended:
+        here = RunService(contended, SteppingClock())
+        with pytest.raises(RunContendedError):
+            await here.execute(webhook("run-created", run_id=RUN))
+        assert contended.writes == MAX_ATTEMPTS  # it retried, each time on a fresh read
+    types = [r.type for r in await store.read_stream(f"run-{RUN}")]
+    assert types == ["RunCreated"] + ["ResultsRecorded"] * MAX_ATTEMPTS  # nothing of its own
