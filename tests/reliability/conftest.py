@@ -13,7 +13,7 @@ from eventstore import apply_migrations
 from eventstore.pool import connect
 from tests.databases import SQL_DIR
 
-from .processes import BOUND_S, Process
+from .processes import BOUND_S, Process, Served, free_port
 
 POLL_S = 0.05
 """How often a condition held by another process (a checkpoint) is read again."""
@@ -62,3 +62,11 @@ def _children() -> Iterator[list[Process]]:
     for child in started:
         if child.process.poll() is None:
             child.kill()
+
+
+@pytest.fixture(name="served")
+async def _served(dsn: str, tmp_path: Path, children: list[Process]) -> Served:
+    """One `runledger serve` on this test's database (killed at the end if still running)."""
+    served = await asyncio.to_thread(Served, dsn, tmp_path, port=free_port())
+    children.append(served)
+    return served

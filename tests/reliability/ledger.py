@@ -167,3 +167,33 @@ def _report_problems(
         if not same_sum or strip != {k: v for k, v in got.items() if k != "duration_sum"}:
             problems.append(f"client_reports{key}: {got} != recount {want}")
     return problems
+
+
+_REJECTED = "SELECT position FROM events WHERE event_type = 'UpdateRejected' ORDER BY position"
+_DEAD_LETTERED = """
+SELECT position FROM events WHERE event_type = 'DeliveryDeadLettered' ORDER BY position
+"""
+_ORPHAN_ATTEMPTS = """
+SELECT substr(stream_id, length('orphan-') + 1) AS run_id, count(*) AS attempts FROM events
+ WHERE stream_id LIKE 'orphan-%' AND event_type = 'UpdateRejected' GROUP BY stream_id
+"""
+
+
+async def diagnostics_problems(conn: asyncpg.Connection) -> list[str]:
+    """rejections, dead_letters and missing_records against the log: one row per event (or
+    per orphan run, with one attempt per orphan event), none missing, none counted twice."""
+    problems = []
+    for table, query in (("rejections", _REJECTED), ("dead_letters", _DEAD_LETTERED)):
+        logged = [row["position"] for row in await conn.fetch(query)]
+        rows = [r["position"] for r in await conn.fetch(f"SELECT position FROM {table}")]
+        if sorted(rows) != logged:
+            missing, extra = set(logged) - set(rows), Counter(rows) - Counter(logged)
+            problems.append(f"{table}: {len(missing)} events missing, {sorted(extra)} extra")
+    logged_attempts = {r["run_id"]: r["attempts"] for r in await conn.fetch(_ORPHAN_ATTEMPTS)}
+    kept = {
+        r["run_id"]: r["attempts"]
+        for r in await conn.fetch("SELECT run_id, attempts FROM missing_records")
+    }
+    if kept != logged_attempts:
+        problems.append(f"missing_records attempts {kept} != orphan events {logged_attempts}")
+    return problems

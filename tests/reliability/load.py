@@ -57,6 +57,8 @@ class Answer:
     latency_s: float
     at: float
     error: str | None = None
+    body_text: str | None = None
+    """The answer's body, when the load keeps bodies (`Load(keep_bodies=True)`)."""
 
     @property
     def is_success(self) -> bool:
@@ -128,6 +130,7 @@ class Load:
     base_url: Callable[[], str]
     plans: Sequence[RunPlan]
     concurrency: int = 8
+    keep_bodies: bool = False
     answers: list[Answer] = field(default_factory=list)
     finals: list[Answer] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -184,6 +187,7 @@ class Load:
                     **common, status=response.status, position=position,
                     retry_after=response.headers.get("Retry-After"),
                     latency_s=time.monotonic() - started,
+                    body_text=raw.decode(errors="replace") if self.keep_bodies else None,
                 )  # fmt: skip
         except (aiohttp.ClientError, TimeoutError) as err:
             return Answer(
