@@ -21,7 +21,7 @@ _SAMPLE = 10
 
 
 class DifferenceFound(Protocol):
-    """One difference of a check (projections.check.Difference): what /health may name."""
+    """One difference of a check (projections.log_fold.Difference): what /health may name."""
 
     @property
     def run_id(self) -> str | None: ...

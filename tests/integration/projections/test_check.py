@@ -10,8 +10,9 @@ import asyncpg
 import pytest
 
 from eventstore import EventStore, RecordedEvent
-from projections.check import Difference, check
+from projections.check import check
 from projections.errors import ProjectionRebuiltDuringCheckError
+from projections.log_fold import Difference
 from projections.rebuild import rebuild
 from projections.registry import all_projections
 from projections.run_records import RunRecordsProjection

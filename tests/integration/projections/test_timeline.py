@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 from eventstore import EventStore
+from projections.causes import Cause
 from projections.timeline import (
     RECORD_FIELDS,
     AsOf,
-    Cause,
     InvalidAsOfError,
     parse_as_of,
     read_timeline,
