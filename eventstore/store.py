@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -29,6 +29,15 @@ SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY positio
 """
 _READ_ALL = f"""
 SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2
+"""
+# The same page, but only events of the types in $3 carry their data and metadata: the others
+# come with empty ones, so the server neither sends nor the client decodes what nobody reads.
+_READ_ALL_DATA_OF = """
+SELECT position, stream_id, version, event_id, event_type,
+       CASE WHEN event_type = ANY($3::text[]) THEN data ELSE '{}'::jsonb END,
+       CASE WHEN event_type = ANY($3::text[]) THEN metadata ELSE '{}'::jsonb END,
+       recorded_at
+  FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
 _FIND_EVENTS = f"""
 SELECT {_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[]) ORDER BY position
@@ -151,10 +160,24 @@ class EventStore:
             rows = await self._pool.fetch(_READ_STREAMS, list(stream_ids))
         return [_record(r) for r in rows]
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        """One page of the whole log: up to `limit` events with position > after_position."""
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        data_of: Collection[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """One page of the whole log: up to `limit` events with position > after_position.
+
+        `data_of`: only events of these types carry their data and metadata; the others come
+        with empty ones (every event is still there, in order, for positions and checkpoints).
+        """
         async with translate_driver_errors():
-            rows = await self._pool.fetch(_READ_ALL, after_position, limit)
+            if data_of is None:
+                rows = await self._pool.fetch(_READ_ALL, after_position, limit)
+            else:
+                query = _READ_ALL_DATA_OF
+                rows = await self._pool.fetch(query, after_position, limit, list(data_of))
         return [_record(r) for r in rows]
 
     async def find_events(self, event_ids: Iterable[UUID]) -> list[RecordedEvent]:
@@ -176,13 +199,22 @@ class EventStore:
         return int(version)
 
     def subscribe(
-        self, *, after_position: int = 0, page_size: int = 1000, poll_interval: float = 1.0
+        self,
+        *,
+        after_position: int = 0,
+        page_size: int = 1000,
+        poll_interval: float = 1.0,
+        data_of: Collection[str] | None = None,
     ) -> Subscription:
-        """Catch up from `after_position`, then follow new events as they commit (in pages)."""
+        """Catch up from `after_position`, then follow new events as they commit (in pages).
+
+        `data_of`: as for `read_all`.
+        """
         return Subscription(
             self,
             self._pool,
             after_position=after_position,
             page_size=page_size,
             poll_interval=poll_interval,
+            data_of=data_of,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -51,8 +51,11 @@ class Subscription:
         after_position: int,
         page_size: int,
         poll_interval: float,
+        data_of: Collection[str] | None = None,
     ) -> None:
+        """`data_of`: as for `EventStore.read_all`."""
         self._store = store
+        self._data_of = data_of
         self._pool = pool
         self.position = after_position
         self._page_size = page_size
@@ -71,7 +74,7 @@ class Subscription:
                 # again, so no commit can fall between the read and the wait.
                 self._wakeup.clear()
                 page = await self._store.read_all(
-                    after_position=self.position, limit=self._page_size
+                    after_position=self.position, limit=self._page_size, data_of=self._data_of
                 )
                 if page:
                     self.position = page[-1].position

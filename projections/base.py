@@ -28,6 +28,13 @@ class Projection(Protocol):
         """The tables it owns (created by sql/ migrations); a rebuild replaces them whole."""
         ...
 
+    @property
+    def data_of(self) -> frozenset[str] | None:
+        """The event types whose data `apply` reads (None: every type). Events of other types
+        still reach `apply`, in order, but with empty data: the runner asks the store not to
+        send and decode what the projection would skip."""
+        ...
+
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         """Apply a batch of events, in log order, inside the caller's transaction.
 

@@ -57,6 +57,7 @@ class RejectionsProjection:
 
     name = "rejections"
     tables = ("rejections",)
+    data_of: frozenset[str] | None = frozenset({REJECTED_TYPE})
 
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         rows = []

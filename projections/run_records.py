@@ -120,6 +120,7 @@ class RunRecordsProjection:
 
     name = "run_records"
     tables = ("run_records", *client_reports.TABLES)
+    data_of: frozenset[str] | None = None
 
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         changes = await self.fold(conn, events)

@@ -171,7 +171,10 @@ class ProjectionRunner:
         async with conn.transaction():
             start = await checkpoints.lock_position(conn, self.projection.name)
         subscription = self._store.subscribe(
-            after_position=start, page_size=self._page_size, poll_interval=self._poll_interval
+            after_position=start,
+            page_size=self._page_size,
+            poll_interval=self._poll_interval,
+            data_of=self.projection.data_of,
         )
         async with contextlib.aclosing(aiter(subscription)) as pages:
             async for page in pages:

@@ -79,7 +79,7 @@ async def test_deliveries_answered_2xx_survive_a_database_restart_exactly_once(
         )
     finally:
         load.stopping.set()
-        await sending
+        await asyncio.wait_for(sending, BOUND_S)
     assert served.process.poll() is None  # recovered without a restart
 
     during = [a for a in load.answers if any(s <= a.at < b for s, b in outages)]

@@ -148,3 +148,14 @@ async def test_writers_leave_half_the_pool_to_readers(
             assert all(isinstance(r, AppendResult) for r in await asyncio.gather(*appends))
     finally:
         await pool.close()
+
+
+async def test_a_writer_task_that_died_is_replaced_and_appends_go_on(store: EventStore) -> None:
+    await store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    writers = list(store._committer._tasks)  # white box: the only way to make one die
+    for writer in writers:
+        writer.cancel()
+    await asyncio.gather(*writers, return_exceptions=True)
+    async with asyncio.timeout(10):  # hung forever on its future before
+        result = await store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    assert result.positions

@@ -80,3 +80,24 @@ async def test_an_argument_the_driver_refuses_is_a_store_error_not_unavailabilit
         await store.read_stream(12345)  # type: ignore[arg-type]  # a caller's bug, on purpose
     assert not isinstance(caught.value, StoreUnavailableError)
     assert await store.head_position() == 0  # the pool is fine afterwards
+
+
+async def test_read_all_with_data_of_keeps_every_event_but_data_only_of_those_types(
+    store: EventStore,
+) -> None:
+    stream = stream_name()
+    sent = [
+        new_event("Wanted", {"n": 1}, source="a"),
+        new_event("Other", {"big": "x" * 1000}, source="b"),
+        new_event("Wanted", {"n": 2}, source="c"),
+    ]
+    await store.append(stream, sent, expected_version=NO_STREAM)
+    full = await store.read_all(after_position=0)
+    page = await store.read_all(after_position=0, data_of={"Wanted"})
+    # Every event in its place (what a checkpoint needs), data only where it was asked for.
+    assert [(e.position, e.type) for e in page] == [(e.position, e.type) for e in full]
+    assert [(e.data, e.metadata) for e in page] == [
+        ({"n": 1}, {"source": "a"}),
+        ({}, {}),
+        ({"n": 2}, {"source": "c"}),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Collection
 
 import asyncpg
 import pytest
@@ -204,10 +205,16 @@ class _GatedStore(EventStore):
         super().__init__(pool)
         self._gate, self._reached = gate, reached
 
-    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+    async def read_all(
+        self,
+        *,
+        after_position: int = 0,
+        limit: int = 1000,
+        data_of: Collection[str] | None = None,
+    ) -> list[RecordedEvent]:
         self._reached.set()
         await self._gate.wait()
-        return await super().read_all(after_position=after_position, limit=limit)
+        return await super().read_all(after_position=after_position, limit=limit, data_of=data_of)
 
 
 async def test_a_rebuild_swapping_tables_during_the_check_is_an_error_not_drift(
