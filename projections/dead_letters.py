@@ -14,6 +14,7 @@ import orjson
 
 from eventstore import RecordedEvent
 from eventstore.pool import Connection
+from projections.json_rows import insert_from_json
 
 DEAD_LETTER_STREAM = "dead-letters"
 """The stream api/service.py appends them to (`DEAD_LETTER_STREAM` there; a test ties the two)."""
@@ -26,13 +27,7 @@ _COLUMNS = (
 _TYPES = (
     "int8", "uuid", "timestamptz", "text", "text", "jsonb", "jsonb", "jsonb", "text", "text",
 )  # fmt: skip
-_INSERT = f"""
-INSERT INTO dead_letters ({", ".join(_COLUMNS)})
-SELECT {", ".join(_COLUMNS)}
-  FROM jsonb_to_recordset($1::jsonb)
-       AS t({", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))})
-ON CONFLICT (position) DO NOTHING
-"""
+_INSERT = insert_from_json("dead_letters", _COLUMNS, _TYPES, key="position", update=False)
 
 
 def dead_letter_row(recorded: RecordedEvent) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import orjson
 from eventstore import RecordedEvent
 from eventstore.pool import Connection
 from projections.delivery_summary import event_type_of, summarize_received
+from projections.json_rows import insert_from_json
 from statemachine import RunCreated, UpdateRejected, decode
 
 ORPHAN_STREAM_PREFIX = "orphan-"
@@ -41,15 +42,8 @@ _TYPES = (
 )  # fmt: skip
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM missing_records WHERE run_id = ANY($1::text[])"
-# Rows travel as one JSON array unpacked by the server, as in run_records (one parameter).
-_UPSERT = f"""
-INSERT INTO missing_records ({", ".join(_COLUMNS)})
-SELECT {", ".join(_COLUMNS)}
-  FROM jsonb_to_recordset($1::jsonb)
-       AS t({", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))})
-ON CONFLICT (run_id) DO UPDATE SET
-{", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])}
-"""
+# Rows travel as one JSON array unpacked by the server (projections/json_rows.py).
+_UPSERT = insert_from_json("missing_records", _COLUMNS, _TYPES, key="run_id", update=True)
 # The creations logged before this batch of the run ids that got their first row in it (the
 # race above). `events` is the log itself: not one of ours, so no rebuild redirects it.
 _CREATED_BEFORE = """

@@ -15,6 +15,7 @@ import orjson
 from eventstore import RecordedEvent
 from eventstore.pool import Connection
 from projections.delivery_summary import summarize_received
+from projections.json_rows import insert_from_json
 from statemachine import UpdateRejected, decode
 
 REJECTED_TYPE = "UpdateRejected"
@@ -24,13 +25,7 @@ _COLUMNS = (
     "rejected_at",
 )  # fmt: skip
 _TYPES = ("int8", "text", "text", "text", "text", "text", "jsonb", "timestamptz")
-_INSERT = f"""
-INSERT INTO rejections ({", ".join(_COLUMNS)})
-SELECT {", ".join(_COLUMNS)}
-  FROM jsonb_to_recordset($1::jsonb)
-       AS t({", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))})
-ON CONFLICT (position) DO NOTHING
-"""
+_INSERT = insert_from_json("rejections", _COLUMNS, _TYPES, key="position", update=False)
 
 
 def rejection_row(rejection: UpdateRejected, position: int) -> dict[str, Any]:
