@@ -34,6 +34,14 @@ from projections.errors import LeadershipLostError
 _log = logging.getLogger(__name__)
 
 _TAKE_LEADERSHIP = "SELECT pg_advisory_lock(hashtextextended('runledger.projection.' || $1, 0))"
+# A standby waits for the lock as long as the leader lives, which is not a slow statement: the
+# pool's command timeout (30 s) would end the wait, count it as a lost database and back off,
+# ever longer (up to a minute), so that a leader dying late found its standby asleep.
+LEADERSHIP_WAIT_S = 7 * 24 * 3600.0
+# The server checks every second whether the client of a waiting backend is still there. A
+# standby process that dies (SIGKILL) would otherwise leave its backend queued on the lock
+# until it is granted it: a phantom standby (PostgreSQL ≥ 14).
+_CHECK_CLIENT = "SET client_connection_check_interval = 1000"
 _GIVE_UP_LEADERSHIP = (
     "SELECT pg_advisory_unlock(hashtextextended('runledger.projection.' || $1, 0))"
 )
@@ -128,7 +136,8 @@ class ProjectionRunner:
 
     async def _lead(self, conn: Connection) -> None:
         self._set_role(Role.STANDBY)
-        await conn.execute(_TAKE_LEADERSHIP, self.projection.name)
+        await conn.execute(_CHECK_CLIENT)  # a session setting: RESET ALL when the pool takes it
+        await conn.execute(_TAKE_LEADERSHIP, self.projection.name, timeout=LEADERSHIP_WAIT_S)
         self._set_role(Role.ACTIVE)
         heartbeats = asyncio.create_task(self._beat(), name=f"heartbeat-{self.projection.name}")
         following = asyncio.create_task(self._follow_forever(conn), name=self.projection.name)

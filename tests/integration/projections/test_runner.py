@@ -189,3 +189,46 @@ async def test_client_reports_equal_a_recount_from_run_records(
         " FROM client_reports GROUP BY client_id ORDER BY client_id"
     )
     assert [tuple(r) for r in reports] == [tuple(r) for r in recount]
+
+
+_WAITING_LONGER_THAN = """
+SELECT pid FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock'
+   AND query LIKE '%pg_advisory_lock%'
+   AND clock_timestamp() - query_start > make_interval(secs => $1)
+"""
+
+
+async def test_a_standby_waits_past_the_command_timeout_and_still_takes_over(
+    dsn: str, store: EventStore, pool: asyncpg.Pool
+) -> None:
+    await write_runs(store, [new_run_id() for _ in range(2)])
+    # A command timeout of 50 ms: a standby's wait for the lock must not be ended by it (it
+    # once was, and the standby backed off for up to a minute at a time).
+    pools = [await create_pool(dsn, min_size=1, max_size=4, command_timeout=0.05) for _ in "ab"]
+    first, second = (
+        ProjectionRunner(p, EventStore(p), RunRecordsProjection(), backoff=Backoff(60, 60))
+        for p in pools
+    )
+    try:
+        async with running(first):
+            await wait_for_role(first, Role.ACTIVE)
+            async with running(second):
+                await wait_for_role(second, Role.STANDBY)
+                async with asyncio.timeout(BOUND_S):  # observed in the server, not slept
+                    while True:
+                        waiter = await pool.fetchval(_WAITING_LONGER_THAN, 0.5)
+                        if waiter:
+                            break
+                        await asyncio.sleep(0.05)  # the server's clock decides, polled
+                assert second.role is Role.STANDBY  # still waiting, ten timeouts later
+                await pool.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND granted AND pid <> $1 AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())",
+                    waiter,
+                )
+                await wait_for_role(second, Role.ACTIVE)  # took over at once
+    finally:
+        for p in pools:
+            await p.close()
