@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -11,6 +13,7 @@ import asyncpg
 from api.service import RunService
 from eventstore import EventStore
 from projections.run_queries import record_json
+from projections.runner import ProjectionRunner
 from statemachine import ApplyApifyWebhook, KickoffRun, RecordResults, decode, replay
 from tests.builders import apify_delivery
 
@@ -66,3 +69,17 @@ async def replayed_records(store: EventStore, run_ids: Sequence[str]) -> dict[st
 async def projected_records(pool: asyncpg.Pool) -> dict[str, dict]:  # type: ignore[type-arg]
     rows = await pool.fetch("SELECT * FROM run_records")
     return {row["run_id"]: record_json(row) for row in rows}
+
+
+@contextlib.asynccontextmanager
+async def running(*runners: ProjectionRunner) -> AsyncIterator[None]:
+    """Run the runners as tasks for the block; cancel and await them after it."""
+    tasks = [asyncio.create_task(r.run()) for r in runners]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -6,10 +6,8 @@ projected by the real runner, and compared with the log or rebuilt from it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +28,7 @@ from projections.supervisor import ProjectionSupervisor
 from statemachine import UpdateRejected, decide, decode, encode, orphan_stream
 from tests.builders import NOW, kickoff, new_run_id, record_results, webhook
 
-from .helpers import SteppingClock, write_runs
+from .helpers import SteppingClock, running, write_runs
 
 BOUND_S = 20.0  # a ceiling for a failing test, not a timing assumption
 PAGE_SIZES = [1, 1000]
@@ -77,19 +75,6 @@ async def write_diagnostic_history(store: EventStore) -> History:
         headers={},
     )
     return history
-
-
-@contextlib.asynccontextmanager
-async def running(*runners: ProjectionRunner) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(r.run()) for r in runners]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def project(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -17,7 +16,7 @@ from projections.runner import Backoff, ProjectionRunner, Role
 from projections.supervisor import ProjectionSupervisor
 from tests.builders import new_run_id
 
-from .helpers import projected_records, replayed_records, write_runs
+from .helpers import projected_records, replayed_records, running, write_runs
 
 BOUND_S = 20.0  # a ceiling for a failing test, not a timing assumption
 
@@ -32,19 +31,6 @@ async def wait_to_leave_role(runner: ProjectionRunner, role: Role) -> None:
     async with asyncio.timeout(BOUND_S):
         while runner.role is role:
             await runner.role_changed.wait()
-
-
-@contextlib.asynccontextmanager
-async def running(*runners: ProjectionRunner) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(r.run()) for r in runners]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def caught_up(pool: asyncpg.Pool, store: EventStore, name: str = "run_records") -> None:
