@@ -51,6 +51,11 @@ async def create_pool(
         max_size=max_size,
         init=init_connection,
         command_timeout=command_timeout,
+        # asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic
+        # plan for the connection's life. A generic plan made while a table was small scans it
+        # whole (`event_id = ANY($1)`: 4 ms a batch at 30k events, growing with the log).
+        # A custom plan costs a little planning per call and follows the table as it grows.
+        server_settings={"plan_cache_mode": "force_custom_plan"},
     )
     assert pool is not None
     return pool

@@ -118,6 +118,11 @@ class EventStore:
         """How many group-commit transactions this store has committed."""
         return self._committer.batches_written
 
+    @property
+    def slow_batches(self) -> int:
+        """How many of them the fast path handed to the locked path (see batching.py)."""
+        return self._committer.slow_batches
+
     async def append(
         self, stream_id: str, events: Sequence[NewEvent], *, expected_version: ExpectedVersion
     ) -> AppendResult:

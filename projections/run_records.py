@@ -49,7 +49,13 @@ _TYPES = (
     "int8", "timestamptz",
 )  # fmt: skip
 
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM run_records WHERE run_id = ANY($1::text[])"
+# One primary-key lookup per run of the batch. `run_id = ANY($1)` over a hundred ids made the
+# planner scan the whole table while it held under a few hundred thousand rows: every batch
+# compared each row with every id (measured: ~30 ms a batch at 10k runs, a third of a core).
+_SELECT = f"""
+SELECT r.* FROM unnest($1::text[]) AS k(run_id)
+ CROSS JOIN LATERAL (SELECT {", ".join(_COLUMNS)} FROM run_records WHERE run_id = k.run_id) r
+"""
 # The touched rows travel as one JSON array (see projections/json_rows.py for why).
 _UPSERT = insert_from_json("run_records", _COLUMNS, _TYPES, key="run_id", update=True)
 

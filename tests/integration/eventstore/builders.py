@@ -19,6 +19,10 @@ def new_event(
     )
 
 
+def new_event_with_id(event_id: uuid.UUID) -> NewEvent:
+    return NewEvent(event_id=event_id, type="ThingHappened", data={"n": 1}, metadata={})
+
+
 def new_events(count: int, type: str = "ThingHappened") -> list[NewEvent]:
     return [new_event(type, {"n": n}) for n in range(count)]
 

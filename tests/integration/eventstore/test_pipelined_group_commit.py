@@ -9,23 +9,27 @@ the test can reach and see.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from eventstore import (
+    ANY,
     NO_STREAM,
     AppendResult,
+    DuplicateEventIdError,
     EventStore,
     StoreUnavailableError,
     WrongExpectedVersion,
     create_pool,
 )
-from eventstore.batching import ORDERING_LOCK_KEY
+from eventstore.batching import ORDERING_LOCK_KEY, AppendRequest, write_batch
 from eventstore.pool import connect
+from eventstore.store import _encode
 
-from .builders import new_event, stream_name
+from .builders import new_event, new_event_with_id, stream_name
 
 # pg_locks is cluster-wide: only this test's database counts (other suites may share the server).
 _WAITING_PIDS = """
@@ -159,3 +163,77 @@ async def test_a_writer_task_that_died_is_replaced_and_appends_go_on(store: Even
     async with asyncio.timeout(10):  # hung forever on its future before
         result = await store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
     assert result.positions
+
+
+# --- the fast path: planned before the lock, checked and written under it ----------------------
+
+
+async def _write_under_held_lock(
+    conn: asyncpg.Connection, stream: str, event_id: uuid.UUID
+) -> None:
+    """Another writer's batch, holding the ordering lock, not yet committed."""
+    await conn.execute("BEGIN")
+    request = AppendRequest(
+        stream_id=stream, events=(_encode(new_event_with_id(event_id)),), expected_version=ANY
+    )
+    [result] = await write_batch(conn, [request])
+    assert isinstance(result, AppendResult)
+
+
+async def test_fast_path_planned_before_another_batch_committed_replans_under_the_lock(
+    store: EventStore, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    stream = stream_name()
+    await _write_under_held_lock(lock_holder, stream, uuid.uuid4())  # version 1, not visible
+    late = asyncio.create_task(store.append(stream, [new_event()], expected_version=ANY))
+    await _wait_for_lock_waiters(observer, 1)  # planned version 1 from its read, now queued
+    await lock_holder.execute("COMMIT")
+
+    result = await late
+    assert result.versions == (2,)  # the server saw the stream move and the batch re-planned
+    assert store.slow_batches == 1
+    assert [e.version for e in await store.read_stream(stream)] == [1, 2]
+
+
+async def test_fast_path_refusal_is_decided_under_the_lock_when_the_id_was_stored_meanwhile(
+    store: EventStore, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    event = new_event()
+    await _write_under_held_lock(lock_holder, stream_name(), event.event_id)
+    elsewhere = asyncio.create_task(
+        store.append(stream_name(), [event], expected_version=NO_STREAM)
+    )
+    await _wait_for_lock_waiters(observer, 1)
+    await lock_holder.execute("COMMIT")
+
+    with pytest.raises(DuplicateEventIdError):
+        await elsewhere
+    assert store.slow_batches == 1
+
+
+async def test_fast_path_writes_nothing_when_a_stream_moved_since_the_read(
+    store: EventStore, observer: asyncpg.Connection
+) -> None:
+    stream = stream_name()
+    await store.append(stream, [new_event()], expected_version=NO_STREAM)
+    rows = await observer.fetch(
+        "SELECT * FROM eventstore_append_if_unchanged($1, 'unheard', $2, $3, $2, $4, $5,"
+        " $6, $7, $7)",
+        ORDERING_LOCK_KEY,
+        [stream],
+        [0],  # the caller's stale read: the stream was empty
+        [1],
+        [uuid.uuid4()],
+        ["ThingHappened"],
+        [{}],
+    )
+    assert rows == []
+    assert [e.version for e in await store.read_stream(stream)] == [1]
+
+
+async def test_appends_to_distinct_streams_take_the_fast_path(store: EventStore) -> None:
+    results = await asyncio.gather(
+        *(store.append(stream_name(), [new_event()], expected_version=NO_STREAM) for _ in range(20))
+    )
+    assert all(r.versions == (1,) for r in results)
+    assert store.slow_batches == 0
