@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 
-from statemachine import ApifyRunEvent, Event, UpdateRejected
+from statemachine import Event, slim
 
 
 class StreamCache:
@@ -48,15 +47,3 @@ class StreamCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def slim(event: Event) -> Event:
-    """The event without the payload it keeps for the record (the whole Apify delivery, the
-    request as received): `decide` and `replay` read neither, and a cached run then costs
-    about a kilobyte an event instead of several (tests/api/test_stream_cache.py checks that
-    decisions from slim histories equal those from the log's)."""
-    if isinstance(event, ApifyRunEvent):
-        return dataclasses.replace(event, delivery={})
-    if isinstance(event, UpdateRejected):
-        return dataclasses.replace(event, received={})
-    return event

@@ -27,18 +27,32 @@ SELECT {_COLUMNS} FROM events
 _READ_STREAMS = f"""
 SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY position
 """
-_READ_ALL = f"""
-SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2
-"""
-# The same page, but only events of the types in $3 carry their data and metadata: the others
-# come with empty ones, so the server neither sends nor the client decodes what nobody reads.
-_READ_ALL_DATA_OF = """
-SELECT position, stream_id, version, event_id, event_type,
-       CASE WHEN event_type = ANY($3::text[]) THEN data ELSE '{}'::jsonb END,
-       CASE WHEN event_type = ANY($3::text[]) THEN metadata ELSE '{}'::jsonb END,
-       recorded_at
+
+
+def _read_all_query(*, data_of: bool, data_without: bool) -> str:
+    """A page of the log ($1 after, $2 limit), with the data trimmed as the reader asks.
+
+    `data_of` ($3): only events of these types carry their data and metadata; the others come
+    with empty ones, so the server neither sends nor the client decodes what nobody reads.
+    `data_without` (the next parameter): these top-level keys are left out of the data.
+    """
+    data, metadata = "data", "metadata"
+    if data_without:
+        data = f"(data - ${4 if data_of else 3}::text[])"
+    if data_of:
+        data = f"CASE WHEN event_type = ANY($3::text[]) THEN {data} ELSE '{{}}'::jsonb END"
+        metadata = "CASE WHEN event_type = ANY($3::text[]) THEN metadata ELSE '{}'::jsonb END"
+    return f"""
+SELECT position, stream_id, version, event_id, event_type, {data}, {metadata}, recorded_at
   FROM events WHERE position > $1 ORDER BY position LIMIT $2
 """
+
+
+_READ_ALL = {
+    (of, without): _read_all_query(data_of=of, data_without=without)
+    for of in (False, True)
+    for without in (False, True)
+}
 _FIND_EVENTS = f"""
 SELECT {_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[]) ORDER BY position
 """
@@ -171,18 +185,23 @@ class EventStore:
         after_position: int = 0,
         limit: int = 1000,
         data_of: Collection[str] | None = None,
+        data_without: Collection[str] = (),
     ) -> list[RecordedEvent]:
         """One page of the whole log: up to `limit` events with position > after_position.
 
         `data_of`: only events of these types carry their data and metadata; the others come
         with empty ones (every event is still there, in order, for positions and checkpoints).
+        `data_without`: top-level keys left out of every event's data (bulky parts a reader
+        never looks at: they are neither sent nor decoded).
         """
+        args: list[object] = [after_position, limit]
+        if data_of is not None:
+            args.append(list(data_of))
+        if data_without:
+            args.append(list(data_without))
+        query = _READ_ALL[(data_of is not None, bool(data_without))]
         async with translate_driver_errors():
-            if data_of is None:
-                rows = await self._pool.fetch(_READ_ALL, after_position, limit)
-            else:
-                query = _READ_ALL_DATA_OF
-                rows = await self._pool.fetch(query, after_position, limit, list(data_of))
+            rows = await self._pool.fetch(query, *args)
         return [_record(r) for r in rows]
 
     async def find_events(self, event_ids: Iterable[UUID]) -> list[RecordedEvent]:
@@ -210,10 +229,11 @@ class EventStore:
         page_size: int = 1000,
         poll_interval: float = 1.0,
         data_of: Collection[str] | None = None,
+        data_without: Collection[str] = (),
     ) -> Subscription:
         """Catch up from `after_position`, then follow new events as they commit (in pages).
 
-        `data_of`: as for `read_all`.
+        `data_of`, `data_without`: as for `read_all`.
         """
         return Subscription(
             self,
@@ -222,4 +242,5 @@ class EventStore:
             page_size=page_size,
             poll_interval=poll_interval,
             data_of=data_of,
+            data_without=data_without,
         )

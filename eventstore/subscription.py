@@ -52,10 +52,12 @@ class Subscription:
         page_size: int,
         poll_interval: float,
         data_of: Collection[str] | None = None,
+        data_without: Collection[str] = (),
     ) -> None:
-        """`data_of`: as for `EventStore.read_all`."""
+        """`data_of`, `data_without`: as for `EventStore.read_all`."""
         self._store = store
         self._data_of = data_of
+        self._data_without = data_without
         self._pool = pool
         self.position = after_position
         self._page_size = page_size
@@ -74,7 +76,10 @@ class Subscription:
                 # again, so no commit can fall between the read and the wait.
                 self._wakeup.clear()
                 page = await self._store.read_all(
-                    after_position=self.position, limit=self._page_size, data_of=self._data_of
+                    after_position=self.position,
+                    limit=self._page_size,
+                    data_of=self._data_of,
+                    data_without=self._data_without,
                 )
                 if page:
                     self.position = page[-1].position

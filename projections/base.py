@@ -35,6 +35,12 @@ class Projection(Protocol):
         send and decode what the projection would skip."""
         ...
 
+    @property
+    def data_without(self) -> frozenset[str]:
+        """Top-level keys of event data that `apply` never reads (bulky parts kept for the
+        record): the runner asks the store to leave them out."""
+        ...
+
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         """Apply a batch of events, in log order, inside the caller's transaction.
 

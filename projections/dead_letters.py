@@ -53,6 +53,7 @@ class DeadLettersProjection:
     name = "dead_letters"
     tables = ("dead_letters",)
     data_of: frozenset[str] | None = frozenset({DEAD_LETTER_TYPE})
+    data_without: frozenset[str] = frozenset()
 
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         rows = [

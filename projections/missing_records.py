@@ -182,6 +182,7 @@ class MissingRecordsProjection:
     name = "missing_records"
     tables = ("missing_records",)
     data_of: frozenset[str] | None = frozenset({"UpdateRejected", "RunCreated"})
+    data_without: frozenset[str] = frozenset()
 
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         batch = _relevant(events)

@@ -53,6 +53,7 @@ class RejectionsProjection:
     name = "rejections"
     tables = ("rejections",)
     data_of: frozenset[str] | None = frozenset({REJECTED_TYPE})
+    data_without: frozenset[str] = frozenset()
 
     async def apply(self, conn: Connection, events: Sequence[RecordedEvent]) -> None:
         rows = []

@@ -184,6 +184,7 @@ class ProjectionRunner:
             page_size=self._page_size,
             poll_interval=self._poll_interval,
             data_of=self.projection.data_of,
+            data_without=self.projection.data_without,
         )
         async with contextlib.aclosing(aiter(subscription)) as pages:
             async for page in pages:

@@ -6,7 +6,7 @@ from statemachine.apify import (
     is_valid_run_id,
     parse_delivery,
 )
-from statemachine.codec import decode, encode
+from statemachine.codec import RECORD_ONLY_FIELDS, decode, encode, slim
 from statemachine.commands import ApplyApifyWebhook, Command, KickoffRun, RecordResults
 from statemachine.decide import decide
 from statemachine.errors import (
@@ -45,6 +45,7 @@ from statemachine.streams import orphan_stream, run_stream, stream_for
 
 __all__ = [
     "EVENT_TYPES",
+    "RECORD_ONLY_FIELDS",
     "TERMINAL_STATUSES",
     "ApifyDelivery",
     "ApifyRunEvent",
@@ -88,5 +89,6 @@ __all__ = [
     "replay",
     "results_event_id",
     "run_stream",
+    "slim",
     "stream_for",
 ]

@@ -80,6 +80,13 @@ class _Spec:
     cls: type[Event]
     set_event_id: _Setter
     fields: tuple[_Field, ...]  # every field but event_id, in declaration order
+    emptied: tuple[_Setter, ...] = ()  # record-only fields a slim decode sets to {}
+
+
+RECORD_ONLY_FIELDS = frozenset({"delivery", "received"})
+"""Fields an event keeps for the record only (the whole Apify delivery, the request as
+received): `decide`, `replay` and `evolve` never read them, and they are most of an event's
+bytes. Readers that fold states can leave them out of what they read (see `decode`'s `slim`)."""
 
 
 def _slot_setter(cls: type[Event], name: str) -> _Setter:
@@ -89,7 +96,9 @@ def _slot_setter(cls: type[Event], name: str) -> _Setter:
     return setter
 
 
-def _spec(cls: type[Event]) -> _Spec:
+def _spec(cls: type[Event], *, slim: bool = False) -> _Spec:
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "event_id"]
+    emptied = {name for name in names if slim and name in RECORD_ONLY_FIELDS}
     return _Spec(
         cls=cls,
         set_event_id=_slot_setter(cls, "event_id"),
@@ -102,12 +111,14 @@ def _spec(cls: type[Event]) -> _Spec:
                 set_slot=_slot_setter(cls, f.name),
             )
             for f in dataclasses.fields(cls)
-            if f.name != "event_id"
+            if f.name != "event_id" and f.name not in emptied
         ),
+        emptied=tuple(_slot_setter(cls, name) for name in sorted(emptied)),
     )
 
 
 _SPECS: dict[str, _Spec] = {cls.__name__: _spec(cls) for cls in EVENT_TYPES}
+_SLIM_SPECS: dict[str, _Spec] = {cls.__name__: _spec(cls, slim=True) for cls in EVENT_TYPES}
 _ENCODE_FIELDS: dict[type[Event], tuple[tuple[str, _Convert | None], ...]] = {
     spec.cls: tuple((f.name, _ENCODERS.get(f.name)) for f in spec.fields)
     for spec in _SPECS.values()
@@ -123,9 +134,31 @@ def encode(event: Event) -> tuple[str, dict[str, Any]]:
     return type(event).__name__, data
 
 
-def decode(event_id: uuid.UUID, type: str, data: Mapping[str, Any]) -> Event:
-    """The event stored as (`event_id`, `type`, `data`); `CorruptHistory` if it cannot be one."""
-    spec = _SPECS.get(type)
+_RECORD_ONLY_OF: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name in RECORD_ONLY_FIELDS)
+    for cls in EVENT_TYPES
+}
+
+
+def slim(event: Event) -> Event:
+    """The event with its RECORD_ONLY_FIELDS emptied: all that `decide` and `replay` read of it,
+    in about a kilobyte instead of several (the run stream cache keeps events this way;
+    tests/api/test_stream_cache.py checks that decisions from slim histories equal those from
+    the log's)."""
+    names = _RECORD_ONLY_OF[type(event)]
+    if not names:
+        return event
+    emptied: dict[str, Any] = {name: {} for name in names}
+    return dataclasses.replace(event, **emptied)
+
+
+def decode(event_id: uuid.UUID, type: str, data: Mapping[str, Any], *, slim: bool = False) -> Event:
+    """The event stored as (`event_id`, `type`, `data`); `CorruptHistory` if it cannot be one.
+
+    `slim`: the event's RECORD_ONLY_FIELDS are empty objects, whatever `data` holds of them
+    (a reader that left them out of its read decodes with `slim=True`).
+    """
+    spec = (_SLIM_SPECS if slim else _SPECS).get(type)
     if spec is None:
         raise UnknownEventType(f"event {event_id}: unknown event type {type!r}")
     # The event is filled slot by slot, as a frozen dataclass's own __init__ would, but without
@@ -142,4 +175,6 @@ def decode(event_id: uuid.UUID, type: str, data: Mapping[str, Any]) -> Event:
                 field.set_slot(event, field.default)
     except (KeyError, TypeError, ValueError) as err:
         raise UndecodableEvent(f"event {event_id} of type {type}: {err!r}") from err
+    for set_empty in spec.emptied:
+        set_empty(event, {})
     return event

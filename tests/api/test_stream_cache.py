@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from api.service import MAX_ATTEMPTS, Outcome, RunContendedError, RunService
-from api.stream_cache import StreamCache, slim
+from api.stream_cache import StreamCache
 from eventstore import AppendResult, EventStore, ExpectedVersion, NewEvent
-from statemachine import Command, RejectionReason, decide, replay
+from statemachine import Command, RejectionReason, decide, replay, slim
 from tests.builders import history_of, kickoff, record_results, webhook
 
 START = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)

@@ -101,3 +101,21 @@ async def test_read_all_with_data_of_keeps_every_event_but_data_only_of_those_ty
         ({}, {}),
         ({"n": 2}, {"source": "c"}),
     ]
+
+
+async def test_read_all_data_without_leaves_those_keys_out_of_every_events_data(
+    store: EventStore,
+) -> None:
+    stream = stream_name()
+    sent = [
+        new_event("Wanted", {"n": 1, "bulk": "x" * 1000, "kept": True}, source="a"),
+        new_event("Other", {"bulk": [1, 2], "note": "n"}, source="b"),
+    ]
+    await store.append(stream, sent, expected_version=NO_STREAM)
+    page = await store.read_all(after_position=0, data_without={"bulk", "absent"})
+    assert [(e.data, e.metadata) for e in page] == [
+        ({"n": 1, "kept": True}, {"source": "a"}),
+        ({"note": "n"}, {"source": "b"}),
+    ]
+    both = await store.read_all(after_position=0, data_of={"Wanted"}, data_without={"bulk"})
+    assert [e.data for e in both] == [{"n": 1, "kept": True}, {}]

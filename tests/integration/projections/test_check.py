@@ -211,10 +211,16 @@ class _GatedStore(EventStore):
         after_position: int = 0,
         limit: int = 1000,
         data_of: Collection[str] | None = None,
+        data_without: Collection[str] = (),
     ) -> list[RecordedEvent]:
         self._reached.set()
         await self._gate.wait()
-        return await super().read_all(after_position=after_position, limit=limit, data_of=data_of)
+        return await super().read_all(
+            after_position=after_position,
+            limit=limit,
+            data_of=data_of,
+            data_without=data_without,
+        )
 
 
 async def test_a_rebuild_swapping_tables_during_the_check_is_an_error_not_drift(

@@ -11,12 +11,15 @@ import pytest
 
 from statemachine import (
     EVENT_TYPES,
+    RECORD_ONLY_FIELDS,
     Event,
     UndecodableEvent,
     UnknownEventType,
     decide,
     decode,
     encode,
+    replay,
+    slim,
 )
 from tests.builders import NOW, history_of, kickoff, record_results, webhook
 
@@ -70,3 +73,23 @@ def test_data_missing_a_field_is_refused_as_corrupt_history() -> None:
 
     with pytest.raises(UndecodableEvent, match="run_id"):
         decode(uuid.uuid4(), type_name, data)
+
+
+@pytest.mark.parametrize("event", _one_of_each(), ids=lambda e: type(e).__name__)
+def test_slim_decode_of_data_without_the_record_only_fields_empties_them(event: Event) -> None:
+    type_name, data = encode(event)
+    trimmed = {k: v for k, v in data.items() if k not in RECORD_ONLY_FIELDS}
+
+    assert decode(event.event_id, type_name, trimmed, slim=True) == slim(event)
+    assert decode(event.event_id, type_name, data, slim=True) == slim(event)
+
+
+def test_a_slim_history_replays_to_the_same_state() -> None:
+    history = _one_of_each()[:-1]  # one run's stream
+    slim_history = [decode(e.event_id, *_trimmed(e), slim=True) for e in history]
+    assert replay(slim_history) == replay(history)
+
+
+def _trimmed(event: Event) -> tuple[str, dict[str, object]]:
+    type_name, data = encode(event)
+    return type_name, {k: v for k, v in data.items() if k not in RECORD_ONLY_FIELDS}
