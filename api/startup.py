@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ _log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 EMBEDDED_DATABASE = "runledger"
 SHUTDOWN_TIMEOUT_S = 30.0
+SERVING_GC_THRESHOLDS = (20_000, 50, 100)
+"""The cyclic collector's thresholds while serving (CPython's are (700, 10, 10))."""
 
 
 @contextmanager
@@ -75,12 +78,29 @@ async def serve(config: Config, announce: Callable[[str], None]) -> None:
     try:
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
+        tune_gc_for_serving()
         host, port = runner.addresses[0][:2]
         announce(f"http://{host}:{port}")
         await stop.wait()
         _log.info("shutting down: finishing in-flight requests")
     finally:
         await runner.cleanup()
+
+
+def tune_gc_for_serving() -> None:
+    """Make the cyclic garbage collector's pauses rare, short, and off the request path.
+
+    With CPython's thresholds a full collection ran about once a second under the delivery
+    load and walked every cached run stream: up to 94 ms with the event loop stopped, which
+    was the whole p99 (every request in flight waited; measured with gc.callbacks). Nearly
+    all garbage here is freed by reference counting; the few cycles (exceptions, futures)
+    die young. So: what start-up built (modules, the app) is frozen out of every collection,
+    young collections run per 20,000 new objects instead of 700, and a full collection comes
+    after 100 middle ones (about every two minutes at 1,500 requests/s) instead of 10.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*SERVING_GC_THRESHOLDS)
 
 
 def _log_tasks() -> None:
