@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from aiohttp import web
 
+from api.check_process import check_in_child_process
 from api.clock import Clock, system_clock
 from api.config import Config, mask_url
 from api.integrity import IntegrityMonitor
@@ -19,16 +20,10 @@ from api.routes import add_routes
 from api.service import RunService
 from eventstore import EventStore, create_pool
 from eventstore.pool import close_pool
-from projections.check import check
 from projections.registry import all_projections
 from projections.supervisor import ProjectionSupervisor, projection_pool_size
 
 _log = logging.getLogger(__name__)
-
-BACKGROUND_CHECK_PAGE = 500
-"""Events the background check folds between two awaits. Folding is CPU work on the event
-loop that serves requests (~27 µs an event): the CLI's 5,000 would hold every request for
-~135 ms per page, 500 for ~14 ms, for a few more round trips that overlap the folding."""
 
 
 def create_app(config: Config, *, clock: Clock = system_clock) -> web.Application:
@@ -105,9 +100,9 @@ def _integrity(
 ) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def integrity(app: web.Application) -> AsyncIterator[None]:
-        """The background integrity check, on the request pool (one connection while it runs)."""
+        """The background integrity check, in a child process (see api/check_process.py)."""
         monitor = IntegrityMonitor(
-            lambda: check(app[POOL], app[STORE], page_size=BACKGROUND_CHECK_PAGE),
+            lambda: check_in_child_process(config.database_url),
             interval_s=config.check_interval_s,
             on_outcome=app[METRICS].note_check,
         )
