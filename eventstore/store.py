@@ -14,6 +14,7 @@ import orjson
 from .batching import AppendRequest, EncodedEvent, GroupCommitter
 from .driver_errors import translate_driver_errors
 from .errors import DuplicateEventIdError, InvalidEventDataError
+from .reads import GroupReader, PoolReader
 from .records import AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from .subscription import Subscription
 
@@ -111,6 +112,8 @@ class EventStore:
     ) -> None:
         """`writers`: group-commit batches in flight at once (at most half the pool's size)."""
         self._pool = pool
+        self._reader = PoolReader(pool)
+        self._whole_streams = GroupReader(self._reader, _READ_STREAMS)
         self._committer = GroupCommitter(pool, max_batch_events=max_batch_events, writers=writers)
 
     async def __aenter__(self) -> Self:
@@ -126,11 +129,18 @@ class EventStore:
 
     async def aclose(self) -> None:
         await self._committer.close()
+        await self._whole_streams.close()
+        await self._reader.drain()
 
     @property
     def batches_written(self) -> int:
         """How many group-commit transactions this store has committed."""
         return self._committer.batches_written
+
+    @property
+    def whole_stream_queries(self) -> int:
+        """How many queries the whole-stream reads have taken (see GroupReader)."""
+        return self._whole_streams.queries
 
     @property
     def slow_batches(self) -> int:
@@ -167,16 +177,25 @@ class EventStore:
         up_to_version: int | None = None,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        """Events of one stream with after_version < version <= up_to_version, in order."""
+        """Events of one stream with after_version < version <= up_to_version, in order.
+
+        A whole stream (the defaults) is read together with the others asked for meanwhile,
+        in one query (see GroupReader).
+        """
         upper = _MAX_VERSION if up_to_version is None else up_to_version
         async with translate_driver_errors():
-            rows = await self._pool.fetch(_READ_STREAM, stream_id, after_version, upper, limit)
+            if after_version == 0 and up_to_version is None and limit is None:
+                rows = await self._whole_streams.read(stream_id)
+            else:
+                rows = await self._reader.fetch(
+                    _READ_STREAM, stream_id, after_version, upper, limit
+                )
         return [_record(r) for r in rows]
 
     async def read_streams(self, stream_ids: Iterable[str]) -> list[RecordedEvent]:
         """Every event of the given streams, interleaved in log order."""
         async with translate_driver_errors():
-            rows = await self._pool.fetch(_READ_STREAMS, list(stream_ids))
+            rows = await self._reader.fetch(_READ_STREAMS, list(stream_ids))
         return [_record(r) for r in rows]
 
     async def read_all(
@@ -201,25 +220,25 @@ class EventStore:
             args.append(list(data_without))
         query = _READ_ALL[(data_of is not None, bool(data_without))]
         async with translate_driver_errors():
-            rows = await self._pool.fetch(query, *args)
+            rows = await self._reader.fetch(query, *args)
         return [_record(r) for r in rows]
 
     async def find_events(self, event_ids: Iterable[UUID]) -> list[RecordedEvent]:
         """The stored events with these ids, in log order (absent ids are left out)."""
         async with translate_driver_errors():
-            rows = await self._pool.fetch(_FIND_EVENTS, list(event_ids))
+            rows = await self._reader.fetch(_FIND_EVENTS, list(event_ids))
         return [_record(r) for r in rows]
 
     async def head_position(self) -> int:
         """The position of the last committed event (0 for an empty log)."""
         async with translate_driver_errors():
-            position = await self._pool.fetchval(_HEAD_POSITION)
+            [(position,)] = await self._reader.fetch(_HEAD_POSITION)
         return int(position)
 
     async def stream_version(self, stream_id: str) -> int:
         """The version of a stream's last event (0 when the stream does not exist)."""
         async with translate_driver_errors():
-            version = await self._pool.fetchval(_STREAM_VERSION, stream_id)
+            [(version,)] = await self._reader.fetch(_STREAM_VERSION, stream_id)
         return int(version)
 
     def subscribe(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from eventstore import ANY, NO_STREAM, EventStore, EventStoreError, StoreUnavailableError
@@ -119,3 +121,35 @@ async def test_read_all_data_without_leaves_those_keys_out_of_every_events_data(
     ]
     both = await store.read_all(after_position=0, data_of={"Wanted"}, data_without={"bulk"})
     assert [e.data for e in both] == [{"n": 1, "kept": True}, {}]
+
+
+async def test_whole_streams_read_together_share_a_query_and_each_gets_its_own(
+    store: EventStore,
+) -> None:
+    streams = [stream_name() for _ in range(20)]
+    for n, stream in enumerate(streams):
+        await store.append(stream, new_events(n + 1), expected_version=NO_STREAM)
+    queries_before = store.whole_stream_queries
+
+    read = await asyncio.gather(*(store.read_stream(s) for s in [*streams, streams[3]]))
+
+    assert [[e.version for e in events] for events in read[:20]] == [
+        list(range(1, n + 2)) for n in range(20)
+    ]
+    assert read[20] == read[3]  # the same stream asked twice in one batch
+    assert store.whole_stream_queries - queries_before <= 2  # not one query per stream
+    assert await store.read_stream(stream_name()) == []
+
+
+async def test_a_cancelled_whole_stream_read_leaves_the_others_of_its_batch_alone(
+    store: EventStore,
+) -> None:
+    stream = stream_name()
+    await store.append(stream, new_events(2), expected_version=NO_STREAM)
+    doomed = asyncio.create_task(store.read_stream(stream))
+    kept = asyncio.create_task(store.read_stream(stream))
+    await asyncio.sleep(0)  # both have joined the batch
+    doomed.cancel()
+    assert [e.version for e in await kept] == [1, 2]
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
