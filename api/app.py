@@ -25,6 +25,11 @@ from projections.supervisor import ProjectionSupervisor, projection_pool_size
 
 _log = logging.getLogger(__name__)
 
+PROJECTION_BATCH_INTERVAL_S = 0.05
+"""Once caught up, each projection begins a batch at most every 50 ms. Under load a batch per
+group commit cost four runners a read and a transaction each, 60 times a second: a quarter of
+the server's time. The lag this adds is at most 50 ms (the target is a second)."""
+
 
 def create_app(config: Config, *, clock: Clock = system_clock) -> web.Application:
     """The aiohttp application; nothing connects until it starts (cleanup contexts)."""
@@ -80,7 +85,11 @@ def _projections(
         )
         store = EventStore(pool)
         supervisor = ProjectionSupervisor(
-            pool, store, projections, on_batch=app[METRICS].note_batch
+            pool,
+            store,
+            projections,
+            batch_interval=PROJECTION_BATCH_INTERVAL_S,
+            on_batch=app[METRICS].note_batch,
         )
         app[PROJECTIONS] = supervisor
         if config.run_projections:

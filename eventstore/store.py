@@ -249,10 +249,12 @@ class EventStore:
         poll_interval: float = 1.0,
         data_of: Collection[str] | None = None,
         data_without: Collection[str] = (),
+        min_interval: float = 0.0,
     ) -> Subscription:
         """Catch up from `after_position`, then follow new events as they commit (in pages).
 
-        `data_of`, `data_without`: as for `read_all`.
+        `data_of`, `data_without`: as for `read_all`. `min_interval`: once caught up, reads
+        begin at least this far apart (see Subscription).
         """
         return Subscription(
             self,
@@ -262,4 +264,5 @@ class EventStore:
             poll_interval=poll_interval,
             data_of=data_of,
             data_without=data_without,
+            min_interval=min_interval,
         )

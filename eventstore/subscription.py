@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Collection
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -53,8 +54,12 @@ class Subscription:
         poll_interval: float,
         data_of: Collection[str] | None = None,
         data_without: Collection[str] = (),
+        min_interval: float = 0.0,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`data_of`, `data_without`: as for `EventStore.read_all`."""
+        """`data_of`, `data_without`: as for `EventStore.read_all`. `min_interval`: after a
+        page that caught up, the next read waits until this long after the last one began
+        (`pause(seconds)` does the waiting; tests pass their own)."""
         self._store = store
         self._data_of = data_of
         self._data_without = data_without
@@ -62,6 +67,8 @@ class Subscription:
         self.position = after_position
         self._page_size = page_size
         self._poll_interval = poll_interval
+        self._min_interval = min_interval
+        self._pause = pause
         self._wakeup = asyncio.Event()
         self._listener: asyncpg.pool.PoolConnectionProxy | None = None
 
@@ -75,6 +82,7 @@ class Subscription:
                 # Clear before reading: a notification that lands during the read wakes us
                 # again, so no commit can fall between the read and the wait.
                 self._wakeup.clear()
+                began = time.monotonic()
                 page = await self._store.read_all(
                     after_position=self.position,
                     limit=self._page_size,
@@ -86,6 +94,12 @@ class Subscription:
                     yield page
                     if len(page) == self._page_size:
                         continue
+                # Under a steady stream of commits every notification would start a read and
+                # a batch of a few events; waiting out `min_interval` lets the events of many
+                # commits share one read and one batch.
+                rest = self._min_interval - (time.monotonic() - began)
+                if rest > 0:
+                    await self._pause(rest)
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that arrives as the wake-up does, and the task would never stop.
                 with contextlib.suppress(TimeoutError):

@@ -99,12 +99,15 @@ class ProjectionRunner:
         heartbeat_interval: float = 5.0,
         on_advanced: Callable[[str, int], None] | None = None,
         backoff: Backoff | None = None,
+        batch_interval: float = 0.0,
     ) -> None:
+        """`batch_interval`: once caught up, batches begin at least this far apart."""
         self._pool = pool
         self._store = store
         self.projection = projection
         self._page_size = page_size
         self._poll_interval = poll_interval
+        self._batch_interval = batch_interval
         self._heartbeat_interval = heartbeat_interval
         self._on_advanced = on_advanced
         self._backoff = backoff or Backoff()
@@ -185,6 +188,7 @@ class ProjectionRunner:
             poll_interval=self._poll_interval,
             data_of=self.projection.data_of,
             data_without=self.projection.data_without,
+            min_interval=self._batch_interval,
         )
         async with contextlib.aclosing(aiter(subscription)) as pages:
             async for page in pages:

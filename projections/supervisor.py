@@ -39,9 +39,11 @@ class ProjectionSupervisor:
         *,
         poll_interval: float = 0.05,
         runner_poll_interval: float = 1.0,
+        batch_interval: float = 0.0,
         on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
-        """`on_batch(projection, events)` hears of each batch a runner here applied."""
+        """`on_batch(projection, events)` hears of each batch a runner here applied;
+        `batch_interval`: as for ProjectionRunner."""
         self._pool = pool
         self._on_batch = on_batch
         self._advanced = asyncio.Event()
@@ -52,6 +54,7 @@ class ProjectionSupervisor:
                 store,
                 projection,
                 poll_interval=runner_poll_interval,
+                batch_interval=batch_interval,
                 on_advanced=self._note_advance,
                 backoff=Backoff(),
             )

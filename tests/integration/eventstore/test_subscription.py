@@ -86,3 +86,33 @@ async def test_subscription_resumes_after_its_connection_drops(
         assert [e.version for e in await _next_page(pages)] == [5]
     finally:
         await pages.aclose()
+
+
+async def test_commits_made_during_the_min_interval_arrive_together_in_one_page(
+    store: EventStore, pool: asyncpg.Pool
+) -> None:
+    waited: list[float] = []
+    resume = asyncio.Event()
+
+    async def pause(seconds: float) -> None:  # the test decides when the interval is over
+        waited.append(seconds)
+        await resume.wait()
+
+    stream = stream_name()
+    await store.append(stream, new_events(1), expected_version=ANY)
+    subscription = Subscription(
+        store, pool, after_position=0, page_size=100, poll_interval=3600, min_interval=60,
+        pause=pause,
+    )  # fmt: skip
+    pages = aiter(subscription)
+    try:
+        assert [e.version for e in await _next_page(pages)] == [1]
+        following = asyncio.ensure_future(_next_page(pages))
+        for _ in range(4):  # four commits, four notifications, while the interval runs
+            await store.append(stream, new_events(1), expected_version=ANY)
+        [interval] = waited  # one wait, for what was left of the interval
+        assert 0 < interval <= 60
+        resume.set()
+        assert [e.version for e in await following] == [2, 3, 4, 5]  # one read for all four
+    finally:
+        await pages.aclose()
