@@ -378,10 +378,9 @@ class Bench:
             str(self.args.duration),
             "--warmup",
             str(self.args.warmup),
-            "--api-token",
-            self.tokens.api,
-            "--webhook-token",
-            self.tokens.webhook,
+            # `=`: a token may begin with "-", which argparse would take for an option
+            f"--api-token={self.tokens.api}",
+            f"--webhook-token={self.tokens.webhook}",
             "--tag",
             f"{target[0]}{self._loads}",
             "--seed",
