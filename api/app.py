@@ -13,7 +13,16 @@ from api.check_process import check_in_child_process
 from api.clock import Clock, system_clock
 from api.config import Config, mask_url
 from api.integrity import IntegrityMonitor
-from api.keys import CONFIG, INTEGRITY, METRICS, POOL, PROJECTIONS, SERVICE, STORE
+from api.keys import (
+    CONFIG,
+    INTEGRITY,
+    METRICS,
+    POOL,
+    PROJECTIONS,
+    QUERY_POOL,
+    SERVICE,
+    STORE,
+)
 from api.metrics import Metrics
 from api.middleware import LOG_FIELDS, RequestObserver, make_error_middleware
 from api.routes import add_routes
@@ -56,8 +65,15 @@ def _database(
         pool = await create_pool(
             config.database_url, min_size=config.pool_min_size, max_size=config.pool_max_size
         )
+        query_pool = await create_pool(
+            config.database_url,
+            min_size=1,
+            max_size=config.query_pool_max_size,
+            custom_plans=False,
+        )
         store = EventStore(pool)
         app[POOL] = pool
+        app[QUERY_POOL] = query_pool
         app[STORE] = store
         app[SERVICE] = RunService(store, clock, on_recorded=app[METRICS].note_recorded)
         try:
@@ -65,6 +81,7 @@ def _database(
         finally:
             await store.aclose()  # writes what is queued before the pool goes
             await close_pool(pool)
+            await close_pool(query_pool)
 
     return database
 

@@ -25,6 +25,7 @@ class Config:
     port: int = DEFAULT_PORT
     pool_min_size: int = 2
     pool_max_size: int = 10
+    query_pool_max_size: int = 5
     retry_after_s: int = 5
     """What a 503 tells the caller to wait before trying again."""
     min_position_wait_s: float = 5.0

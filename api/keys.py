@@ -16,6 +16,9 @@ from projections.supervisor import ProjectionSupervisor
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
+"""The event store's pool (commands, their reads and writes)."""
+QUERY_POOL = web.AppKey("query_pool", asyncpg.Pool)
+"""The queries' pool (GET endpoints, /health): planned as PostgreSQL likes (see create_pool)."""
 STORE = web.AppKey("store", EventStore)
 SERVICE = web.AppKey("service", RunService)
 LOGGER = web.AppKey("logger", logging.Logger)

@@ -11,7 +11,7 @@ from aiohttp import web
 from api.errors import Invalid
 from api.handlers.common import json_response
 from api.handlers.queries import int_param, prepare_query
-from api.keys import POOL
+from api.keys import QUERY_POOL
 from api.validation import ID_RULE, valid_id
 from projections import diagnostics_queries
 from projections.run_queries import InvalidCursorError
@@ -37,7 +37,7 @@ def _cursor(request: web.Request) -> str | None:
 async def _list(request: web.Request, query: Callable[[Any], Awaitable[_Page]]) -> web.Response:
     """Run one list query on a pooled connection and answer its page."""
     try:
-        async with request.app[POOL].acquire() as conn:
+        async with request.app[QUERY_POOL].acquire() as conn:
             items, next_cursor = await query(conn)
     except InvalidCursorError as err:
         raise Invalid(str(err), details=_CURSOR_RULE) from None

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from api.handlers.common import json_response
-from api.keys import CONFIG, INTEGRITY, POOL, STORE
+from api.keys import CONFIG, INTEGRITY, QUERY_POOL, STORE
 from eventstore import StoreUnavailableError, translate_driver_errors
 from projections import checkpoints
 from projections.health import ProjectionHealth, judge
@@ -27,7 +27,7 @@ async def projection_health(app: web.Application) -> tuple[int, list[ProjectionH
     """
     store = app[STORE]
     head = await store.head_position()
-    async with translate_driver_errors(), app[POOL].acquire() as conn:
+    async with translate_driver_errors(), app[QUERY_POOL].acquire() as conn:
         rows = await checkpoints.read_all(conn)
     waiting_since = {}
     for position in {row.position for row in rows if row.position < head}:

@@ -9,7 +9,7 @@ from aiohttp import web
 from api.errors import Invalid
 from api.handlers.common import json_response
 from api.handlers.queries import csv_response, prepare_query, wants_csv
-from api.keys import POOL
+from api.keys import QUERY_POOL
 from api.validation import ID_RULE, valid_id
 from projections import report_queries
 
@@ -33,7 +33,7 @@ def _day(request: web.Request, name: str) -> date | None:
 async def clients(request: web.Request) -> web.Response:
     await prepare_query(request, PROJECTIONS)
     start, end = _day(request, "from"), _day(request, "to")
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[QUERY_POOL].acquire() as conn:
         items = await report_queries.clients_report(conn, start=start, end=end)
     if wants_csv(request):
         return csv_response(("client_id", *_SUMMARY_COLUMNS), items)
@@ -46,7 +46,7 @@ async def daily(request: web.Request) -> web.Response:
     if client_id is not None and not valid_id(client_id):
         raise Invalid("client_id is not valid", details={"client_id": ID_RULE})
     start, end = _day(request, "from"), _day(request, "to")
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[QUERY_POOL].acquire() as conn:
         items = await report_queries.daily_report(conn, client_id=client_id, start=start, end=end)
     if wants_csv(request):
         return csv_response(("client_id", "day", *_SUMMARY_COLUMNS), items)

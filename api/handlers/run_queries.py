@@ -9,7 +9,7 @@ from aiohttp import web
 from api.errors import Invalid, NotFound
 from api.handlers.common import json_response
 from api.handlers.queries import csv_response, int_param, prepare_query, wants_csv
-from api.keys import POOL
+from api.keys import QUERY_POOL
 from api.validation import ID_RULE, valid_id
 from projections import run_queries
 from statemachine import RunStatus
@@ -27,7 +27,7 @@ async def get_run(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     if not valid_id(run_id):
         raise Invalid("the run id is not valid", details={"run_id": ID_RULE})
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[QUERY_POOL].acquire() as conn:
         record = await run_queries.get_run(conn, run_id)
     if record is None:
         raise NotFound(f"no run record for {run_id}", code="run_not_found")
@@ -66,7 +66,7 @@ async def list_runs(request: web.Request) -> web.Response:
     where = _filter(request)
     limit = int_param(request, "limit", minimum=1, maximum=1000) or 100
     try:
-        async with request.app[POOL].acquire() as conn:
+        async with request.app[QUERY_POOL].acquire() as conn:
             items, next_cursor = await run_queries.list_runs(
                 conn, where, limit=limit, cursor=request.query.get("cursor")
             )

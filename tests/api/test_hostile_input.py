@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestServer
 
 from api.app import create_app
 from api.bodies import MAX_JSON_DEPTH
-from api.keys import POOL
+from api.keys import POOL, QUERY_POOL
 from api.logs import JsonFormatter
 
 from .conftest import AUTH, WEBHOOK_TOKEN, Client, TickingClock, make_config
@@ -715,6 +715,7 @@ async def test_database_unavailable_answers_503_with_retry_after_and_no_driver_d
     client: Client, target: Target
 ) -> None:
     await client.app[POOL].close()
+    await client.app[QUERY_POOL].close()
     response = await send(client, target, target.raw())
     assert (response.status, response.headers.get("Retry-After")) == (503, "5")
     text = await response.text()
