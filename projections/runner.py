@@ -107,7 +107,7 @@ class ProjectionRunner:
         self.projection = projection
         self._page_size = page_size
         self._poll_interval = poll_interval
-        self._batch_interval = batch_interval
+        self.batch_interval = batch_interval
         self._heartbeat_interval = heartbeat_interval
         self._on_advanced = on_advanced
         self._backoff = backoff or Backoff()
@@ -188,7 +188,7 @@ class ProjectionRunner:
             poll_interval=self._poll_interval,
             data_of=self.projection.data_of,
             data_without=self.projection.data_without,
-            min_interval=self._batch_interval,
+            min_interval=self.batch_interval,
         )
         async with contextlib.aclosing(aiter(subscription)) as pages:
             async for page in pages:

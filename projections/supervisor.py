@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import asyncpg
 
@@ -40,10 +40,12 @@ class ProjectionSupervisor:
         poll_interval: float = 0.05,
         runner_poll_interval: float = 1.0,
         batch_interval: float = 0.0,
+        batch_intervals: Mapping[str, float] | None = None,
         on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         """`on_batch(projection, events)` hears of each batch a runner here applied;
-        `batch_interval`: as for ProjectionRunner."""
+        `batch_interval`: as for ProjectionRunner, for every projection not named in
+        `batch_intervals` (projection name -> its own)."""
         self._pool = pool
         self._on_batch = on_batch
         self._advanced = asyncio.Event()
@@ -54,7 +56,7 @@ class ProjectionSupervisor:
                 store,
                 projection,
                 poll_interval=runner_poll_interval,
-                batch_interval=batch_interval,
+                batch_interval=(batch_intervals or {}).get(projection.name, batch_interval),
                 on_advanced=self._note_advance,
                 backoff=Backoff(),
             )

@@ -11,6 +11,7 @@ import pytest
 from eventstore import EventStore, RecordedEvent, create_pool
 from eventstore.pool import Connection
 from projections import checkpoints
+from projections.registry import all_projections
 from projections.run_records import RunRecordsProjection
 from projections.runner import Backoff, ProjectionRunner, Role
 from projections.supervisor import ProjectionSupervisor
@@ -218,3 +219,18 @@ async def test_a_standby_waits_past_the_command_timeout_and_still_takes_over(
     finally:
         for p in pools:
             await p.close()
+
+
+async def test_each_runner_gets_its_projections_batch_interval(
+    pool: asyncpg.Pool, store: EventStore
+) -> None:
+    supervisor = ProjectionSupervisor(
+        pool, store, all_projections(), batch_interval=0.25, batch_intervals={"run_records": 0.05}
+    )
+    intervals = {runner.projection.name: runner.batch_interval for runner in supervisor.runners}
+    assert intervals == {
+        "run_records": 0.05,
+        "missing_records": 0.25,
+        "rejections": 0.25,
+        "dead_letters": 0.25,
+    }
