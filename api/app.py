@@ -34,7 +34,7 @@ from projections.supervisor import ProjectionSupervisor, projection_pool_size
 
 _log = logging.getLogger(__name__)
 
-PROJECTION_BATCH_INTERVAL_S = {"run_records": 0.05}
+PROJECTION_BATCH_INTERVALS_S = {"run_records": 0.05}
 """Once caught up, run_records (and the client reports) begins a batch at most every 50 ms.
 Under load a batch per group commit cost four runners a read and a transaction each, 60 times
 a second: a quarter of the server's time. The lag this adds is at most 50 ms."""
@@ -111,7 +111,7 @@ def _projections(
             store,
             projections,
             batch_interval=DIAGNOSTICS_BATCH_INTERVAL_S,
-            batch_intervals=PROJECTION_BATCH_INTERVAL_S,
+            batch_intervals=PROJECTION_BATCH_INTERVALS_S,
             on_batch=app[METRICS].note_batch,
         )
         app[PROJECTIONS] = supervisor

@@ -78,6 +78,24 @@ async def retried(served: Served, session: aiohttp.ClientSession, operation: Ope
     return await Load(base_url=lambda: served.url, plans=[]).send(session, operation)
 
 
+async def assert_retry_lands_once(
+    served: Served,
+    session: aiohttp.ClientSession,
+    conn: asyncpg.Connection,
+    operation: Operation,
+    before: list[asyncpg.Record],
+) -> None:
+    """Retry `operation`: it succeeds and its event is in the run's streams exactly once, one
+    more than `before`, at the position the answer gives, with versions still contiguous."""
+    answer = await retried(served, session, operation)
+    events = await stream_events(conn, operation.run_id)
+    assert answer.is_success, answer
+    assert [e["event_id"] for e in events].count(operation.event_id) == 1
+    assert answer.position in [e["position"] for e in events]
+    assert len(events) == len(before) + 1
+    assert contiguous(events)
+
+
 async def interrupted(
     served: Served, operation: Operation, *, sent: int, abort: bool
 ) -> dict[str, object]:
@@ -112,13 +130,7 @@ async def test_client_gone_mid_body_leaves_nothing_and_a_retry_gives_exactly_one
                     statuses.append(line["status"])
                     assert await stream_events(conn, run_id) == before, (command.name, sent)
                     assert await conn.fetchval(_DEAD_LETTERS) == dead_before
-                answer = await retried(served, session, operation)
-                events = await stream_events(conn, run_id)
-                assert answer.is_success, answer
-                assert [e["event_id"] for e in events].count(operation.event_id) == 1
-                assert answer.position in [e["position"] for e in events]
-                assert len(events) == len(before) + 1
-                assert contiguous(events)
+                await assert_retry_lands_once(served, session, conn, operation, before)
         await checkpoints_at_head(dsn)
         projected = await projection_problems(conn)
         diagnosed = await diagnostics_problems(conn)
@@ -153,13 +165,7 @@ async def test_client_gone_before_the_answer_leaves_the_whole_event_or_nothing_a
                 assert after in (before, [*before, *kept]), (command.name, line)
                 assert len(kept) <= 1
                 kept_before_retry[bool(kept)] += 1
-                answer = await retried(served, session, operation)
-                events = await stream_events(conn, run_id)
-                assert answer.is_success, answer
-                assert [e["event_id"] for e in events].count(operation.event_id) == 1
-                assert answer.position in [e["position"] for e in events]
-                assert len(events) == len(before) + 1
-                assert contiguous(events)
+                await assert_retry_lands_once(served, session, conn, operation, before)
         await checkpoints_at_head(dsn)
         projected = await projection_problems(conn)
         diagnosed = await diagnostics_problems(conn)

@@ -111,16 +111,22 @@ async def test_runner_retries_a_failing_batch_until_it_succeeds(
     assert await projected_records(pool) == await replayed_records(store, runs)
 
 
+def _run_records_runners(pools: Sequence[asyncpg.Pool]) -> list[ProjectionRunner]:
+    """One run_records runner per pool, each backing off a whole minute after a failure (so a
+    takeover the test sees is the election's doing, not a retry's)."""
+    return [
+        ProjectionRunner(p, EventStore(p), RunRecordsProjection(), backoff=Backoff(60, 60))
+        for p in pools
+    ]
+
+
 async def test_only_one_runner_is_active_and_a_standby_takes_over_when_it_dies(
     dsn: str, store: EventStore, pool: asyncpg.Pool
 ) -> None:
     runs = [new_run_id() for _ in range(4)]
     await write_runs(store, runs)
     pools = [await create_pool(dsn, min_size=1, max_size=4) for _ in range(2)]
-    first, second = (
-        ProjectionRunner(p, EventStore(p), RunRecordsProjection(), backoff=Backoff(60, 60))
-        for p in pools
-    )
+    first, second = _run_records_runners(pools)
     try:
         async with running(first):
             await wait_for_role(first, Role.ACTIVE)
@@ -193,10 +199,7 @@ async def test_a_standby_waits_past_the_command_timeout_and_still_takes_over(
     # A command timeout of 50 ms: a standby's wait for the lock must not be ended by it (it
     # once was, and the standby backed off for up to a minute at a time).
     pools = [await create_pool(dsn, min_size=1, max_size=4, command_timeout=0.05) for _ in "ab"]
-    first, second = (
-        ProjectionRunner(p, EventStore(p), RunRecordsProjection(), backoff=Backoff(60, 60))
-        for p in pools
-    )
+    first, second = _run_records_runners(pools)
     try:
         async with running(first):
             await wait_for_role(first, Role.ACTIVE)
