@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from eventstore import ANY, NO_STREAM, EventStore, EventStoreError, StoreUnavailableError
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    EventStore,
+    EventStoreError,
+    StoreUnavailableError,
+    create_pool,
+)
 
 from .builders import new_event, new_events, stream_name
 
@@ -153,3 +160,29 @@ async def test_a_cancelled_whole_stream_read_leaves_the_others_of_its_batch_alon
     assert [e.version for e in await kept] == [1, 2]
     with pytest.raises(asyncio.CancelledError):
         await doomed
+
+
+async def test_reads_give_their_connections_back_clean_and_closing_waits_for_that(
+    dsn: str,
+) -> None:
+    pool = await create_pool(dsn, min_size=1, max_size=3)
+    try:
+        store = EventStore(pool)
+        await asyncio.gather(*(store.read_stream(stream_name(), limit=1) for _ in range(12)))
+        await store.aclose()  # waits for the resets the readers did not wait for
+        assert pool.get_idle_size() == pool.get_size()
+        async with pool.acquire() as conn:  # and each one was reset before its return
+            assert await conn.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+    finally:
+        await pool.close()
+
+
+async def test_the_stores_pool_plans_each_call_and_a_query_pool_leaves_it_to_postgresql(
+    dsn: str,
+) -> None:
+    for custom_plans, mode in ((True, "force_custom_plan"), (False, "auto")):
+        pool = await create_pool(dsn, min_size=1, max_size=1, custom_plans=custom_plans)
+        try:
+            assert await pool.fetchval("SHOW plan_cache_mode") == mode
+        finally:
+            await pool.close()
