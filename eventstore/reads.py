@@ -59,26 +59,34 @@ class GroupReader:
     did not). Here reads that arrive while a query is out wait for the next one, which reads
     all their streams at once (`stream_id = ANY`); each caller gets its own stream's events.
     A failed query fails every read it carried (each caller sees the store's error).
+
+    Two queries may be out at once, like the group commit's two writers: a read that arrives
+    while one is out starts the second at once rather than waiting for the first to come back
+    (measured under the delivery load: a read 13.0 → 11.7 ms on average).
     """
 
-    def __init__(self, reader: PoolReader, query: str) -> None:
-        """`query`: the events of the streams in $1 (text[]), in log order."""
+    def __init__(self, reader: PoolReader, query: str, *, in_flight: int = 2) -> None:
+        """`query`: the events of the streams in $1 (text[]), in log order; `in_flight`: how
+        many such queries may be out at once."""
         self._reader = reader
         self._query = query
+        self._in_flight = in_flight
         self._waiting: dict[str, list[asyncio.Future[list[asyncpg.Record]]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.queries = 0
 
     async def read(self, stream_id: str) -> list[asyncpg.Record]:
         future: asyncio.Future[list[asyncpg.Record]] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(stream_id, []).append(future)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="eventstore-group-read")
+        if len(self._tasks) < self._in_flight:
+            task = asyncio.create_task(self._run(), name="eventstore-group-read")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def close(self) -> None:
-        if self._task is not None:
-            await asyncio.wait([self._task])
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     async def _run(self) -> None:
         while self._waiting:

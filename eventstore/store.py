@@ -143,6 +143,12 @@ class EventStore:
         return self._whole_streams.queries
 
     @property
+    def state_reads(self) -> int:
+        """How many batches read their streams' state before the fast path's write: those with
+        a request that does not name an exact version (see `versions_named_by`)."""
+        return self._committer.state_reads
+
+    @property
     def slow_batches(self) -> int:
         """How many of them the fast path handed to the locked path (see batching.py)."""
         return self._committer.slow_batches

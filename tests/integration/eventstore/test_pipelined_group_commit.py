@@ -237,3 +237,68 @@ async def test_appends_to_distinct_streams_take_the_fast_path(store: EventStore)
     )
     assert all(r.versions == (1,) for r in results)
     assert store.slow_batches == 0
+
+
+# --- exact expected versions: the plan needs no read ------------------------------------------
+
+
+async def test_a_batch_of_exact_expected_versions_is_planned_without_reading(
+    store: EventStore,
+) -> None:
+    streams = [stream_name() for _ in range(10)]
+    await asyncio.gather(
+        *(store.append(s, [new_event()], expected_version=NO_STREAM) for s in streams)
+    )
+    results = await asyncio.gather(
+        *(store.append(s, [new_event()], expected_version=1) for s in streams)
+    )
+    assert [r.versions for r in results] == [(2,)] * 10
+    assert (store.state_reads, store.slow_batches) == (0, 0)
+
+    await store.append(stream_name(), [new_event()], expected_version=ANY)  # ANY must read
+    assert store.state_reads == 1
+
+
+async def test_an_exact_version_that_is_stale_is_still_refused_under_the_lock(
+    store: EventStore,
+) -> None:
+    stream = stream_name()
+    await store.append(stream, [new_event(), new_event()], expected_version=NO_STREAM)
+    for stale in (NO_STREAM, 1, 3):
+        with pytest.raises(WrongExpectedVersion):
+            await store.append(stream, [new_event()], expected_version=stale)
+    assert store.slow_batches == 3  # the server's check refused each plan; the lock decided
+    assert [e.version for e in await store.read_stream(stream)] == [1, 2]
+
+
+async def test_a_repeat_with_an_exact_version_gets_the_original_result(
+    store: EventStore,
+) -> None:
+    stream, event = stream_name(), new_event()
+    first = await store.append(stream, [event], expected_version=NO_STREAM)
+    again = await store.append(stream, [event], expected_version=NO_STREAM)
+    assert again.was_duplicate
+    assert (again.positions, again.versions) == (first.positions, first.versions)
+    assert len(await store.read_stream(stream)) == 1
+
+
+async def test_two_exact_appends_to_one_stream_in_a_batch_are_planned_from_a_read(
+    store: EventStore, lock_holder: asyncpg.Connection, observer: asyncpg.Connection
+) -> None:
+    stream = stream_name()
+    held = await _hold_ordering_lock(lock_holder)
+    blocker = asyncio.create_task(
+        store.append(stream_name(), [new_event()], expected_version=NO_STREAM)
+    )
+    await _wait_for_lock_waiters(observer, 1)  # one writer waits; the other takes what follows
+    both = [
+        asyncio.create_task(store.append(stream, [new_event()], expected_version=NO_STREAM)),
+        asyncio.create_task(store.append(stream, [new_event()], expected_version=1)),
+    ]
+    await _wait_for_lock_waiters(observer, 2)
+    await held.commit()
+    await blocker
+    first, second = await asyncio.gather(*both)
+    # The second's base is the first's version, not a stored one: it was read, then planned.
+    assert (first.versions, second.versions) == ((1,), (2,))
+    assert store.state_reads >= 1

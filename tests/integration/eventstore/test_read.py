@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from eventstore import (
@@ -14,6 +15,7 @@ from eventstore import (
     StoreUnavailableError,
     create_pool,
 )
+from eventstore.pool import connect
 
 from .builders import new_event, new_events, stream_name
 
@@ -186,3 +188,44 @@ async def test_the_stores_pool_plans_each_call_and_a_query_pool_leaves_it_to_pos
             assert await pool.fetchval("SHOW plan_cache_mode") == mode
         finally:
             await pool.close()
+
+
+_WAITING_ON_EVENTS = """
+SELECT count(*) FROM pg_locks
+ WHERE locktype = 'relation' AND NOT granted AND relation = 'events'::regclass
+"""
+
+
+async def _wait_for_queries_on_the_lock(observer: asyncpg.Connection, count: int) -> None:
+    async with asyncio.timeout(10):  # observed, not timed; each query yields to the readers
+        while await observer.fetchval(_WAITING_ON_EVENTS) < count:
+            pass
+
+
+async def test_a_whole_stream_read_does_not_wait_for_the_query_already_out(
+    store: EventStore, dsn: str
+) -> None:
+    """Two queries may be out at once; a third read waits for one of them to come back."""
+    streams = [stream_name() for _ in range(3)]
+    for stream in streams:
+        await store.append(stream, new_events(1), expected_version=NO_STREAM)
+    locker, observer = await connect(dsn), await connect(dsn)
+    try:
+        blocking = locker.transaction()
+        await blocking.start()
+        await locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # every read queues
+        queries_before = store.whole_stream_queries
+        first = asyncio.create_task(store.read_stream(streams[0]))
+        await _wait_for_queries_on_the_lock(observer, 1)
+        second = asyncio.create_task(store.read_stream(streams[1]))
+        await _wait_for_queries_on_the_lock(observer, 2)  # did not wait for the first
+        third = asyncio.create_task(store.read_stream(streams[2]))
+        await asyncio.sleep(0)
+        assert store.whole_stream_queries - queries_before == 2  # the third waits its turn
+        await blocking.rollback()
+        read = await asyncio.gather(first, second, third)
+        assert [[e.stream_id for e in events] for events in read] == [[s] for s in streams]
+        assert store.whole_stream_queries - queries_before == 3
+    finally:
+        await locker.close()
+        await observer.close()
