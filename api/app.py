@@ -30,19 +30,9 @@ from api.service import RunService
 from eventstore import EventStore, create_pool
 from eventstore.pool import close_pool
 from projections.registry import all_projections
-from projections.supervisor import ProjectionSupervisor, projection_pool_size
+from projections.supervisor import live_supervisor, projection_pool_size
 
 _log = logging.getLogger(__name__)
-
-PROJECTION_BATCH_INTERVALS_S = {"run_records": 0.05}
-"""Once caught up, run_records (and the client reports) begins a batch at most every 50 ms.
-Under load a batch per group commit cost four runners a read and a transaction each, 60 times
-a second: a quarter of the server's time. The lag this adds is at most 50 ms."""
-DIAGNOSTICS_BATCH_INTERVAL_S = 0.25
-"""The diagnostics (missing records, rejections, dead letters): a batch at most every 250 ms.
-Most batches hold none of their events, so each costs a read and a checkpoint for nothing
-(measured against 50 ms: 1,292-1,401 against 1,356-1,644 deliveries/s, three rounds A/B).
-They lag at most 250 ms behind, a quarter of the one-second target."""
 
 
 def create_app(config: Config, *, clock: Clock = system_clock) -> web.Application:
@@ -106,14 +96,7 @@ def _projections(
             config.database_url, min_size=0, max_size=projection_pool_size(len(projections))
         )
         store = EventStore(pool)
-        supervisor = ProjectionSupervisor(
-            pool,
-            store,
-            projections,
-            batch_interval=DIAGNOSTICS_BATCH_INTERVAL_S,
-            batch_intervals=PROJECTION_BATCH_INTERVALS_S,
-            on_batch=app[METRICS].note_batch,
-        )
+        supervisor = live_supervisor(pool, store, projections, on_batch=app[METRICS].note_batch)
         app[PROJECTIONS] = supervisor
         if config.run_projections:
             supervisor.start()

@@ -23,7 +23,7 @@ from projections import checkpoints
 from projections.base import Projection
 from projections.rebuild import rebuild
 from projections.registry import all_projections, projection_named
-from projections.supervisor import ProjectionSupervisor, projection_pool_size
+from projections.supervisor import live_supervisor, projection_pool_size
 
 
 async def show_status(dsn: str, console: Console) -> None:
@@ -96,7 +96,7 @@ async def run_projections(dsn: str) -> None:
     pool = await create_pool(dsn, min_size=2, max_size=projection_pool_size(len(projections)))
     try:
         async with EventStore(pool) as store:
-            supervisor = ProjectionSupervisor(pool, store, projections)
+            supervisor = live_supervisor(pool, store, projections)
             supervisor.start()
             try:
                 await asyncio.Event().wait()

@@ -18,6 +18,17 @@ _log = logging.getLogger(__name__)
 _POSITIONS = "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
 
 
+LIVE_BATCH_INTERVALS_S: Mapping[str, float] = {"run_records": 0.05}
+"""Once caught up, run_records (and the client reports) begins a batch at most every 50 ms.
+Under load a batch per group commit cost four runners a read and a transaction each, 60 times
+a second: a quarter of the server's time. The lag this adds is at most 50 ms."""
+LIVE_DIAGNOSTICS_BATCH_INTERVAL_S = 0.25
+"""The diagnostics (missing records, rejections, dead letters): a batch at most every 250 ms.
+Most batches hold none of their events, so each costs a read and a checkpoint for nothing
+(measured against 50 ms: 1,292-1,401 against 1,356-1,644 deliveries/s, three rounds A/B).
+They lag at most 250 ms behind, a quarter of the one-second target."""
+
+
 def projection_pool_size(projections: int) -> int:
     """Connections the runners need: per projection, its election connection, its LISTEN
     connection, a page read and a heartbeat; plus two for `wait_for` and error records."""
@@ -108,3 +119,24 @@ class ProjectionSupervisor:
                             await advanced.wait()
         except TimeoutError:
             return False
+
+
+def live_supervisor(
+    pool: asyncpg.Pool,
+    store: EventStore,
+    projections: Sequence[Projection],
+    *,
+    on_batch: Callable[[str, int], None] | None = None,
+) -> ProjectionSupervisor:
+    """The supervisor of projections that follow a live log, paced as above: the one `serve`
+    runs, and the one `runledger projections run` runs in a process of its own. (Without the
+    pacing, the latter began a batch per commit: PostgreSQL worked twice as hard and serve
+    applied 2,001-2,015 deliveries/s beside it against 2,547-2,648/s alone.)"""
+    return ProjectionSupervisor(
+        pool,
+        store,
+        projections,
+        batch_interval=LIVE_DIAGNOSTICS_BATCH_INTERVAL_S,
+        batch_intervals=LIVE_BATCH_INTERVALS_S,
+        on_batch=on_batch,
+    )

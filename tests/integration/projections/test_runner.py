@@ -14,7 +14,7 @@ from projections import checkpoints
 from projections.registry import all_projections
 from projections.run_records import RunRecordsProjection
 from projections.runner import Backoff, ProjectionRunner, Role
-from projections.supervisor import ProjectionSupervisor
+from projections.supervisor import ProjectionSupervisor, live_supervisor
 from tests.builders import new_run_id
 
 from .helpers import projected_records, replayed_records, running, write_runs
@@ -224,12 +224,11 @@ async def test_a_standby_waits_past_the_command_timeout_and_still_takes_over(
             await p.close()
 
 
-async def test_each_runner_gets_its_projections_batch_interval(
+async def test_live_runners_are_paced_each_by_its_projections_batch_interval(
     pool: asyncpg.Pool, store: EventStore
 ) -> None:
-    supervisor = ProjectionSupervisor(
-        pool, store, all_projections(), batch_interval=0.25, batch_intervals={"run_records": 0.05}
-    )
+    """The pacing of `serve` and of `runledger projections run` (both build `live_supervisor`)."""
+    supervisor = live_supervisor(pool, store, all_projections())
     intervals = {runner.projection.name: runner.batch_interval for runner in supervisor.runners}
     assert intervals == {
         "run_records": 0.05,
