@@ -286,6 +286,8 @@ def versions_named_by(requests: Sequence[AppendRequest]) -> dict[str, int] | Non
     versions: dict[str, int] = {}
     for request in requests:
         expected = request.expected_version
+        if not request.events:
+            return None  # nothing to write, so nothing the server would check: read and decide
         if expected is NO_STREAM:
             versions[request.stream_id] = 0
         elif not isinstance(expected, int) or request.stream_id in versions:

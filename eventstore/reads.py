@@ -78,7 +78,9 @@ class GroupReader:
     async def read(self, stream_id: str) -> list[asyncpg.Record]:
         future: asyncio.Future[list[asyncpg.Record]] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(stream_id, []).append(future)
-        if len(self._tasks) < self._in_flight:
+        # Count the tasks still running: one that has just finished stays in the set until its
+        # done callback runs, and a read queued behind it would wait for nobody.
+        if sum(not task.done() for task in self._tasks) < self._in_flight:
             task = asyncio.create_task(self._run(), name="eventstore-group-read")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -18,14 +18,16 @@ import pytest
 from eventstore import (
     ANY,
     NO_STREAM,
+    STREAM_EXISTS,
     AppendResult,
     DuplicateEventIdError,
     EventStore,
+    ExpectedVersion,
     StoreUnavailableError,
     WrongExpectedVersion,
     create_pool,
 )
-from eventstore.batching import ORDERING_LOCK_KEY, AppendRequest, write_batch
+from eventstore.batching import ORDERING_LOCK_KEY, AppendRequest, versions_named_by, write_batch
 from eventstore.pool import connect
 from eventstore.store import _encode
 
@@ -302,3 +304,17 @@ async def test_two_exact_appends_to_one_stream_in_a_batch_are_planned_from_a_rea
     # The second's base is the first's version, not a stored one: it was read, then planned.
     assert (first.versions, second.versions) == ((1,), (2,))
     assert store.state_reads >= 1
+
+
+async def test_only_requests_with_events_and_exact_versions_on_distinct_streams_skip_the_read() -> (
+    None
+):
+    def request(stream: str, expected: ExpectedVersion, events: int = 1) -> AppendRequest:
+        encoded = tuple(_encode(new_event()) for _ in range(events))
+        return AppendRequest(stream_id=stream, events=encoded, expected_version=expected)
+
+    assert versions_named_by([request("a", NO_STREAM), request("b", 3)]) == {"a": 0, "b": 3}
+    assert versions_named_by([request("a", 1), request("b", ANY)]) is None
+    assert versions_named_by([request("a", 1), request("b", STREAM_EXISTS)]) is None
+    assert versions_named_by([request("a", 1), request("a", 2)]) is None  # one stream twice
+    assert versions_named_by([request("a", 1, events=0)]) is None  # nothing for the server to check

@@ -229,3 +229,17 @@ async def test_a_whole_stream_read_does_not_wait_for_the_query_already_out(
     finally:
         await locker.close()
         await observer.close()
+
+
+async def test_a_read_is_not_left_waiting_behind_group_reads_that_just_finished(
+    store: EventStore,
+) -> None:
+    """A group-read task that has finished stays in the reader's set until its done callback
+    runs; a read arriving in between must still get a query of its own."""
+    stream = stream_name()
+    await store.append(stream, new_events(1), expected_version=NO_STREAM)
+    finished = [asyncio.create_task(asyncio.sleep(0)) for _ in range(2)]
+    await asyncio.gather(*finished)
+    store._whole_streams._tasks.update(finished)  # white box: the window, held open
+    async with asyncio.timeout(10):  # hung forever before
+        assert [e.version for e in await store.read_stream(stream)] == [1]
