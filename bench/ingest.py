@@ -2,22 +2,27 @@
 
 One run, on a fresh database it creates on the local server (or BENCH_DATABASE_URL's) and drops:
   1. starts `runledger serve` (the installed console script) on that database with fixed tokens,
-     and bench/bare_server.py (reads the body, parses it with orjson, answers 202), each on a
-     free loopback port, and waits for their /health;
+     bench/bare_server.py (reads the body, parses it with orjson, answers 202) and the two
+     durable floors of bench/floor_server.py (parse, then commit each body before answering:
+     `floor-insert` a bare batched INSERT, `floor-store` runledger's EventStore with no run
+     logic), each on a free loopback port (the floors on databases of their own), and waits for
+     their /health;
   2. drives each from a separate load process (bench/ingest_load.py, --connections keep-alive
      connections, one request in flight on each) in turn:
        kickoffs    `POST /runs` with new run ids;
        deliveries  `POST /webhooks/apify` to the runs kicked off beforehand, Apify fixture bodies
                    with fresh ids, each delivery a distinct one that is applied (202 applied);
-     the bare server gets the same requests;
+     the bare server and the floors get the same requests;
   3. while runledger takes the load, samples the projection lag of run_records every
      --lag-interval s from the database: head position − checkpoint, and how old the oldest
      unprojected event is (now − its recorded_at); then waits until the projection caught up
      and checks that the log holds one event per 2xx answer;
-  4. prints requests/s, p50/p99 latency, errors, CPU per process, runledger ÷ bare, the lag
-     percentiles and the targets; stops the servers (SIGTERM) and drops the database.
+  4. prints requests/s, p50/p99 latency, errors, CPU per process, each server ÷ bare and
+     runledger ÷ each floor, the lag percentiles and the targets; stops the servers (SIGTERM)
+     and drops the databases.
 
-    .venv/bin/python -m bench.ingest                  # about 1½ minutes on 2 cores
+    .venv/bin/python -m bench.ingest                  # about 3 minutes on 2 cores
+    .venv/bin/python -m bench.ingest --targets bare,runledger   # the issue's pair alone
     .venv/bin/python -m bench.ingest --duration 5 --profile /tmp/serve.svg
 """
 
@@ -139,35 +144,49 @@ class Tokens:
     webhook: str
 
 
+TARGETS = ("bare", "floor-insert", "floor-store", "runledger")
+"""What `--targets` may name: the bare handler, the two durable floors (bench/floor_server.py)
+and runledger serve."""
+
+
+@dataclass(frozen=True, slots=True)
+class Databases:
+    """runledger's fresh database, and one of its own for each floor server."""
+
+    runledger: str
+    floors: dict[str, str]
+
+    def of(self, target: str) -> str | None:
+        return self.runledger if target == "runledger" else self.floors.get(target)
+
+
 @contextlib.asynccontextmanager
-async def servers(dsn: str, workdir: Path, tokens: Tokens) -> AsyncIterator[dict[str, Server]]:
-    """runledger serve and the bare server, healthy; both stopped (SIGTERM) on the way out."""
+async def servers(
+    targets: Sequence[str], databases: Databases, workdir: Path, tokens: Tokens
+) -> AsyncIterator[dict[str, Server]]:
+    """The servers `targets` name, healthy; all stopped (SIGTERM) on the way out."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLEDGER_")}
     base_env.pop("DATABASE_URL", None)
-    port = free_port()
-    serve_env = {
-        **base_env,
-        "_PORT": str(port),
-        "DATABASE_URL": dsn,
-        "RUNLEDGER_DATA_DIR": str(workdir / "data"),
-        "RUNLEDGER_API_TOKEN": tokens.api,
-        "RUNLEDGER_WEBHOOK_TOKEN": tokens.webhook,
-    }
     started: dict[str, Server] = {}
     try:
-        started["runledger"] = start_process(
-            "runledger serve",
-            [str(SERVE), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            serve_env,
-            workdir / "serve.log",
-        )
-        bare_port = free_port()
-        started["bare"] = start_process(
-            "bare server",
-            [sys.executable, "-m", "bench.bare_server", "--port", str(bare_port)],
-            {**base_env, "_PORT": str(bare_port)},
-            workdir / "bare.log",
-        )
+        for target in targets:
+            port = str(free_port())
+            env = {**base_env, "_PORT": port}
+            if target == "runledger":
+                env |= {
+                    "DATABASE_URL": databases.runledger,
+                    "RUNLEDGER_DATA_DIR": str(workdir / "data"),
+                    "RUNLEDGER_API_TOKEN": tokens.api,
+                    "RUNLEDGER_WEBHOOK_TOKEN": tokens.webhook,
+                }
+                argv = [str(SERVE), "serve", "--host", "127.0.0.1", "--port", port]
+            elif target == "bare":
+                argv = [sys.executable, "-m", "bench.bare_server", "--port", port]
+            else:
+                env["DATABASE_URL"] = databases.floors[target]
+                mode = target.removeprefix("floor-")
+                argv = [sys.executable, "-m", "bench.floor_server", "--mode", mode, "--port", port]
+            started[target] = start_process(target, argv, env, workdir / f"{target}.log")
         for server in started.values():
             await wait_healthy(server)
         yield started
@@ -354,7 +373,7 @@ async def wait_caught_up(dsn: str, within_s: float) -> float:
 @dataclass(slots=True)
 class Bench:
     args: argparse.Namespace
-    dsn: str
+    databases: Databases
     workdir: Path
     tokens: Tokens
     servers: dict[str, Server]
@@ -427,13 +446,18 @@ class Bench:
             waiting = asyncio.create_task(measuring.wait())
             await asyncio.wait([waiting, load], return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
-            if target == "runledger":
-                cpu.postgres = await postgres_pids(self.dsn)
+            database = self.databases.of(target)
+            if database is not None:
+                cpu.postgres = await postgres_pids(database)
             cpu.start()
             if target == "runledger":
                 sampler = asyncio.create_task(
                     sample_lag(
-                        self.dsn, self.args.lag_interval, stop, phase.lag_events, phase.lag_seconds
+                        self.databases.runledger,
+                        self.args.lag_interval,
+                        stop,
+                        phase.lag_events,
+                        phase.lag_seconds,
                     )
                 )
             phase.figures = await load
@@ -536,12 +560,24 @@ def _answers(figures: dict[str, Any]) -> str:
 
 
 def ratios(phases: list[Phase]) -> dict[str, float]:
+    """runledger ÷ bare per mode (the target's ratio); `deliveries` is the one the target names."""
+    return {
+        mode: ratio
+        for (target, reference, mode), ratio in all_ratios(phases).items()
+        if (target, reference) == ("runledger", "bare")
+    }
+
+
+def all_ratios(phases: list[Phase]) -> dict[tuple[str, str, str], float]:
+    """Each server's rate over the bare handler's, and runledger's over each floor's."""
     by = {(p.target, p.mode): p for p in phases}
+    pairs = [(t, "bare") for t in TARGETS[1:]] + [("runledger", t) for t in TARGETS[1:3]]
     out = {}
-    for mode in ("kickoffs", "deliveries"):
-        ours, bare = by.get(("runledger", mode)), by.get(("bare", mode))
-        if ours and bare and bare.rate:
-            out[mode] = ours.rate / bare.rate
+    for target, reference in pairs:
+        for mode in ("kickoffs", "deliveries"):
+            ours, theirs = by.get((target, mode)), by.get((reference, mode))
+            if ours and theirs and theirs.rate:
+                out[(target, reference, mode)] = ours.rate / theirs.rate
     return out
 
 
@@ -653,7 +689,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=15.0, help="seconds measured per phase")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
     p.add_argument("--connections", type=int, default=64, help="concurrent connections")
-    p.add_argument("--targets", default="bare,runledger", help="servers to drive, in order")
+    p.add_argument(
+        "--targets", default=",".join(TARGETS), help=f"servers to drive, in order: {TARGETS}"
+    )
     p.add_argument(
         "--delivery-runs",
         type=int,
@@ -678,8 +716,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-logs", type=Path, help="copy the servers' logs into this folder")
     args = p.parse_args(argv)
     args.targets = [t for t in args.targets.split(",") if t]
-    if not set(args.targets) <= {"bare", "runledger"}:
-        p.error("--targets: bare and/or runledger")
+    if not set(args.targets) <= set(TARGETS):
+        p.error(f"--targets: some of {', '.join(TARGETS)}")
     return args
 
 
@@ -696,12 +734,18 @@ async def run(args: argparse.Namespace) -> int:
     tokens = Tokens(api=secrets.token_urlsafe(24), webhook=secrets.token_urlsafe(24))
     with tempfile.TemporaryDirectory(prefix="runledger-ingest-") as tmp:
         workdir = Path(tmp)
-        async with (
-            bench_server() as server,
-            server.fresh_database() as dsn,
-            servers(dsn, workdir, tokens) as started,
-        ):
-            bench = Bench(args, dsn, workdir, tokens, started, profile=args.profile)
+        async with bench_server() as server, contextlib.AsyncExitStack() as stack:
+            dsn = await stack.enter_async_context(server.fresh_database())
+            floors = {
+                target: await stack.enter_async_context(server.fresh_database())
+                for target in args.targets
+                if target.startswith("floor-")
+            }
+            databases = Databases(runledger=dsn, floors=floors)
+            started = await stack.enter_async_context(
+                servers(args.targets, databases, workdir, tokens)
+            )
+            bench = Bench(args, databases, workdir, tokens, started, profile=args.profile)
             try:
                 await bench.run()
                 catch_up = await wait_caught_up(dsn, args.catch_up_timeout)
@@ -714,8 +758,8 @@ async def run(args: argparse.Namespace) -> int:
     print()
     report(bench.phases)
     print()
-    for mode, ratio in ratios(bench.phases).items():
-        print(f"runledger ÷ bare, {mode}: {ratio:.2f}")
+    for (target, reference, mode), ratio in all_ratios(bench.phases).items():
+        print(f"{target} ÷ {reference}, {mode}: {ratio:.2f}")
     print()
     report_lag(bench.phases)
     print(
