@@ -8,8 +8,9 @@ body, parses it with orjson, and answers only once the body is committed; concur
 share one transaction (a group commit, as the issue's reference prototype did). Two modes:
 
 - `insert`: a hand-written group commit, one `INSERT … SELECT unnest($1)` of the raw bodies
-  into a table with nothing but a key; two batches in flight. The floor of any design that
-  commits each request before answering, from one Python process.
+  into a jsonb table with nothing but a key; two batches in flight, each writer on a
+  connection of its own. About the least a design that commits each request before
+  answering can do from one Python process.
 - `store`: each request appended as one event to a stream of its own through runledger's
   EventStore (NO_STREAM, so the batch needs no read): the log's own cost at the HTTP level,
   with no run logic, no stream read and no projection.
@@ -41,12 +42,19 @@ CREATE TABLE IF NOT EXISTS bench_floor (
     body jsonb NOT NULL
 )
 """
+# The floors' tables are thrown away with their database: no autovacuum of them may run into a
+# later phase of the benchmark (runledger's), on the same server.
+_NO_AUTOVACUUM = "ALTER TABLE {} SET (autovacuum_enabled = false)"
 _INSERT = "INSERT INTO bench_floor (body) SELECT b::jsonb FROM unnest($1::text[]) AS b"
 STORE_KEY = web.AppKey("floor_store", object)
 
 
 class BatchInserter:
-    """Bodies queued by concurrent requests, written `writers` batches at a time."""
+    """Bodies queued by concurrent requests, written `writers` batches at a time.
+
+    Each writer holds one connection for its life, as runledger's group commit does while it
+    has work: a batch pays no pool acquire or release (`RESET`) round trip.
+    """
 
     def __init__(self, pool: asyncpg.Pool, writers: int = 2) -> None:
         self._pool = pool
@@ -61,21 +69,28 @@ class BatchInserter:
         await future
 
     async def _run(self) -> None:
-        while True:
-            while not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch, self._queue = self._queue, []
-            try:
-                await self._pool.execute(_INSERT, [body for body, _ in batch])
-            except Exception as err:  # noqa: BLE001 — every waiting request hears of it
+        async with self._pool.acquire() as conn:
+            while True:
+                while not self._queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                batch, self._queue = self._queue, []
+                try:
+                    await conn.execute(_INSERT, [body for body, _ in batch])
+                except Exception as err:  # noqa: BLE001 — every waiting request hears of it
+                    outcome: BaseException | None = err
+                else:
+                    outcome = None
                 for _, future in batch:
-                    future.set_exception(err)
-            else:
-                for _, future in batch:
-                    future.set_result(None)
+                    if future.done():  # its request was cancelled
+                        continue
+                    if outcome is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(outcome)
 
     async def aclose(self) -> None:
+        """Stop the writers; aiohttp has finished (or cancelled) every handler before this."""
         for task in self._writers:
             task.cancel()
         await asyncio.gather(*self._writers, return_exceptions=True)
@@ -114,8 +129,10 @@ def make_app(dsn: str, mode: str) -> web.Application:
         target: BatchInserter | EventStore
         if mode == "insert":
             await pool.execute(_CREATE_TABLE)
+            await pool.execute(_NO_AUTOVACUUM.format("bench_floor"))
             target = BatchInserter(pool)
         else:
+            await pool.execute(_NO_AUTOVACUUM.format("events"))
             target = EventStore(pool)
         app[STORE_KEY] = target
         yield

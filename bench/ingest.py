@@ -673,17 +673,30 @@ def verdict(phases: list[Phase]) -> dict[str, bool]:
     return met
 
 
-async def check_log(dsn: str, phases: list[Phase]) -> tuple[dict[str, int], list[str]]:
-    """The events in the log by type, and any disagreement with the answers the load counted."""
+_FLOOR_ROWS = {
+    "floor-insert": "SELECT count(*) FROM bench_floor",
+    "floor-store": "SELECT count(*) FROM events",
+}
+
+
+async def _count(dsn: str, query: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
-        counts = {str(r[0]): int(r[1]) for r in await conn.fetch(_EVENT_COUNTS)}
+        return await conn.fetch(query)
     finally:
         await conn.close()
-    problems = []
-    for p in phases:
-        if p.target == "runledger" and p.figures["errors"]:
-            problems.append(f"{p.mode}: {p.figures['errors']} errors {p.figures['statuses']}")
+
+
+async def check_log(databases: Databases, phases: list[Phase]) -> tuple[dict[str, int], list[str]]:
+    """runledger's events by type, and any disagreement with the answers the load counted:
+    an error answer from any server, or fewer events or rows stored than 2xx answers."""
+    rows = await _count(databases.runledger, _EVENT_COUNTS)
+    counts = {str(r[0]): int(r[1]) for r in rows}
+    problems = [
+        f"{p.target} {p.mode}: {p.figures['errors']} errors {p.figures['statuses']}"
+        for p in phases
+        if p.figures["errors"]
+    ]
     delivery_events = sum(n for t, n in counts.items() if t.startswith("Run") and t != "RunCreated")
     applied = sum(
         int(p.figures["outcomes"].get("applied", 0))
@@ -692,6 +705,17 @@ async def check_log(dsn: str, phases: list[Phase]) -> tuple[dict[str, int], list
     )
     if delivery_events < applied:
         problems.append(f"{applied} deliveries answered applied, {delivery_events} in the log")
+    for target, dsn in databases.floors.items():
+        stored = int((await _count(dsn, _FLOOR_ROWS[target]))[0][0])
+        answered = sum(
+            n
+            for p in phases
+            if p.target == target
+            for status, n in p.figures["statuses"].items()
+            if status.startswith("2")
+        )
+        if stored < answered:
+            problems.append(f"{target}: {answered} answered 2xx, {stored} stored")
     return counts, problems
 
 
@@ -765,7 +789,7 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 await bench.run()
                 catch_up = await wait_caught_up(dsn, args.catch_up_timeout)
-                counts, problems = await check_log(dsn, bench.phases)
+                counts, problems = await check_log(databases, bench.phases)
             finally:
                 if args.keep_logs:
                     args.keep_logs.mkdir(parents=True, exist_ok=True)
