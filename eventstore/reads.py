@@ -50,14 +50,15 @@ class PoolReader:
 
 
 class GroupReader:
-    """Whole-stream reads that arrive together share one query, on one connection at a time.
+    """Whole-stream reads that arrive together share one query; at most `in_flight` are out.
 
     The group commit's counterpart for reads: a command on a run that is not in memory reads
     its stream first, and under load hundreds of such reads a second each held a pool
     connection for a round trip; with the writers' connections taken, they queued for the
     pool (measured: a request that read its run took 48 ms at the median, 14 ms for one that
-    did not). Here reads that arrive while a query is out wait for the next one, which reads
-    all their streams at once (`stream_id = ANY`); each caller gets its own stream's events.
+    did not). Here reads that arrive while the queries allowed are out wait for the next one,
+    which reads all their streams at once (`stream_id = ANY`); each caller gets its own
+    stream's events.
     A failed query fails every read it carried (each caller sees the store's error).
 
     Two queries may be out at once, like the group commit's two writers: a read that arrives

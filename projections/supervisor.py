@@ -131,7 +131,8 @@ def live_supervisor(
     """The supervisor of projections that follow a live log, paced as above: the one `serve`
     runs, and the one `runledger projections run` runs in a process of its own. (Without the
     pacing, the latter began a batch per commit: PostgreSQL worked twice as hard and serve
-    applied 2,001-2,015 deliveries/s beside it against 2,547-2,648/s alone.)"""
+    applied 2,001-2,015 deliveries/s beside it against 2,341-2,414/s with it paced;
+    BENCHMARKS.md, fifth ingest series.)"""
     return ProjectionSupervisor(
         pool,
         store,

@@ -282,6 +282,24 @@ async def test_a_repeat_with_an_exact_version_gets_the_original_result(
     assert again.was_duplicate
     assert (again.positions, again.versions) == (first.positions, first.versions)
     assert len(await store.read_stream(stream)) == 1
+    assert store.slow_batches == 0  # the read's plan found the stored id: no lock needed
+
+
+async def test_a_repeat_in_a_batch_of_exact_versions_leaves_the_others_on_the_fast_path(
+    store: EventStore,
+) -> None:
+    repeated, event = stream_name(), new_event()
+    first = await store.append(repeated, [event], expected_version=NO_STREAM)
+    others = [stream_name() for _ in range(5)]
+    again, *fresh = await asyncio.gather(  # queued together: one batch
+        store.append(repeated, [event], expected_version=NO_STREAM),
+        *(store.append(s, [new_event()], expected_version=NO_STREAM) for s in others),
+    )
+    assert again.was_duplicate
+    assert again.positions == first.positions
+    assert [r.versions for r in fresh] == [(1,)] * 5
+    assert store.slow_batches == 0
+    assert store.batches_written == 2
 
 
 async def test_two_exact_appends_to_one_stream_in_a_batch_are_planned_from_a_read(
@@ -317,4 +335,6 @@ async def test_only_requests_with_events_and_exact_versions_on_distinct_streams_
     assert versions_named_by([request("a", 1), request("b", ANY)]) is None
     assert versions_named_by([request("a", 1), request("b", STREAM_EXISTS)]) is None
     assert versions_named_by([request("a", 1), request("a", 2)]) is None  # one stream twice
+    assert versions_named_by([request("a", NO_STREAM), request("a", NO_STREAM)]) is None
+    assert versions_named_by([request("a", 5), request("a", NO_STREAM)]) is None
     assert versions_named_by([request("a", 1, events=0)]) is None  # nothing for the server to check
