@@ -17,14 +17,14 @@ import orjson
 from aiohttp import web
 
 _ACCEPTED = b'{"outcome":"accepted"}'
-_BAD = b'{"error":{"code":"bad_json"}}'
+BAD_JSON = b'{"error":{"code":"bad_json"}}'
 
 
 async def accept(request: web.Request) -> web.Response:
     try:
         orjson.loads(await request.read())
     except orjson.JSONDecodeError:
-        return web.Response(status=400, body=_BAD, content_type="application/json")
+        return web.Response(status=400, body=BAD_JSON, content_type="application/json")
     return web.Response(status=202, body=_ACCEPTED, content_type="application/json")
 
 

@@ -33,9 +33,9 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from bench.bare_server import BAD_JSON, health
 from eventstore import NO_STREAM, EventStore, NewEvent, create_pool
 
-_BAD = b'{"error":{"code":"bad_json"}}'
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_floor (
     position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -102,7 +102,7 @@ def handler(status: int) -> Callable[[web.Request], Awaitable[web.Response]]:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return web.Response(status=400, body=_BAD, content_type="application/json")
+            return web.Response(status=400, body=BAD_JSON, content_type="application/json")
         target = request.app[STORE_KEY]
         if isinstance(target, BatchInserter):
             await target.insert(raw.decode())
@@ -115,10 +115,6 @@ def handler(status: int) -> Callable[[web.Request], Awaitable[web.Response]]:
         )
 
     return store
-
-
-async def health(_: web.Request) -> web.Response:
-    return web.Response(status=200, body=b'{"status":"ok"}', content_type="application/json")
 
 
 def make_app(dsn: str, mode: str) -> web.Application:
